@@ -1,0 +1,1 @@
+"""evtui: caption event-camera recordings with vision-language models."""

@@ -1,0 +1,1 @@
+"""Dispatcher, router, limiter, retries, cost and telemetry."""

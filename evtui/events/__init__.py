@@ -1,0 +1,1 @@
+"""Event data: readers and writers, windowing, rendering. Imports only numpy and opencv."""

@@ -1,0 +1,1 @@
+"""Frame encoding for models and fingerprints for the cache."""

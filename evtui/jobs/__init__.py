@@ -1,0 +1,1 @@
+"""Job directories, resumable state and outputs."""

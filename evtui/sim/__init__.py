@@ -1,0 +1,1 @@
+"""Local simulators of the provider wire protocols."""
