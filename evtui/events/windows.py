@@ -205,6 +205,7 @@ def slice_count_windows(chunks: Iterator[np.ndarray], spec: WindowSpec) -> Itera
     n, step = spec.count, spec.step
     buf = np.zeros(0, EVENT_DTYPE)
     buf_first = 0  # absolute index of buf[0]
+    pending = 0  # events still to skip from the stream before buf_first
     k = 0
     exhausted = False
     it = iter(chunks)
@@ -219,6 +220,7 @@ def slice_count_windows(chunks: Iterator[np.ndarray], spec: WindowSpec) -> Itera
             k += 1
             drop = k * step - buf_first
             if drop > 0:
+                pending = max(0, drop - len(buf))  # a stride past the buffer skips ahead
                 buf = buf[drop:]
                 buf_first += drop
             continue
@@ -229,4 +231,8 @@ def slice_count_windows(chunks: Iterator[np.ndarray], spec: WindowSpec) -> Itera
             exhausted = True
             continue
         nxt = in_bounds(nxt, spec)
+        if pending:
+            cut = min(pending, len(nxt))
+            nxt = nxt[cut:]
+            pending -= cut
         buf = np.concatenate([buf, nxt]) if len(buf) else nxt
