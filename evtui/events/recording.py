@@ -23,7 +23,7 @@ from evtui.events.index import (
     cache_dir,
 )
 from evtui.events.io import DEFAULT_BLOCK_BYTES, EventReader, open_recording
-from evtui.events.types import EVENT_DTYPE
+from evtui.events.types import EVENT_DTYPE, concat_events
 from evtui.events.windows import (
     Window,
     WindowSpec,
@@ -71,12 +71,14 @@ class Recording:
         format: str | None = None,
         geometry: tuple[int, int] | None = None,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
+        index_block_bytes: int = INDEX_BLOCK_BYTES,
         use_cache: bool = True,
     ) -> None:
         self.path = Path(path)
         self._format = format
         self._geometry = geometry
         self.block_bytes = block_bytes
+        self.index_block_bytes = index_block_bytes
         self.use_cache = use_cache
         self.reader: EventReader = self.open_reader()
         self.info = self.reader.info
@@ -106,10 +108,11 @@ class Recording:
         """The time → offset index: loaded from the cache, else built in one pass."""
         if self._index is not None:
             return self._index
-        path = cache_dir() / "index" / f"{self.fingerprint}-{self.format}.npz"
+        name = f"{self.fingerprint}-{self.format}-{self.index_block_bytes}.npz"
+        path = cache_dir() / "index" / name
         idx = RecordingIndex.load(path, self.fingerprint) if self.use_cache else None
         if idx is None:
-            reader = self.open_reader(INDEX_BLOCK_BYTES)
+            reader = self.open_reader(self.index_block_bytes)
             idx = build_index(reader, self.fingerprint, progress)
             self.reader.diagnostics.counts.update(reader.diagnostics.counts)
             reader.close()
@@ -166,7 +169,7 @@ class Recording:
                 t1 = min(t1, spec.end_us)
             i, j = idx.entries_for_time(t0, t1)
             parts = [ev[(ev["t"] >= t0) & (ev["t"] < t1)] for ev in self._decode(i, j)]
-            ev = np.concatenate(parts) if parts else np.zeros(0, EVENT_DTYPE)
+            ev = concat_events(parts)
             return Window(k, t0, t1, sort_by_time(ev))
         return self._count_window(spec, k)
 
@@ -176,7 +179,7 @@ class Recording:
         if i >= j:
             return
         stop = int(idx.positions[j]) if j < len(idx.positions) else None
-        reader = self.open_reader(INDEX_BLOCK_BYTES)
+        reader = self.open_reader(self.index_block_bytes)
         try:
             for block in reader.blocks(idx.checkpoint(i)):
                 if stop is not None and block.start.position >= stop:

@@ -71,3 +71,22 @@ class Block:
     start: Checkpoint
     events: np.ndarray
     triggers: np.ndarray = field(default_factory=empty_triggers)
+
+
+def concat_events(parts: list[np.ndarray], dtype: np.dtype = EVENT_DTYPE) -> np.ndarray:
+    """Join event (or trigger) arrays, keeping the padded dtype.
+
+    np.concatenate drops the padding of these dtypes (returning a packed 13-byte
+    layout) and runs ~10x slower than joining the raw 8-byte words, measured here.
+    """
+    words = []
+    for part in parts:
+        if part.dtype != dtype:
+            part = part.astype(dtype)
+        if len(part):
+            words.append(np.ascontiguousarray(part).view("<u8"))
+    if not words:
+        return np.zeros(0, dtype)
+    if len(words) == 1:
+        return words[0].view(dtype).copy()
+    return np.concatenate(words).view(dtype)

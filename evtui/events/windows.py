@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evtui.events.io.base import BACKWARD_TOLERANCE_US
-from evtui.events.types import EVENT_DTYPE
+from evtui.events.types import EVENT_DTYPE, concat_events
 
 _UNITS_US = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "": 1}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|µs|ms|s|)\s*$")
@@ -196,7 +196,7 @@ def slice_duration_windows(
             continue
         if start is None:
             start = int(nxt["t"].min())
-        buf = sort_by_time(np.concatenate([buf, nxt]) if len(buf) else nxt)
+        buf = sort_by_time(concat_events([buf, nxt]) if len(buf) else nxt)
 
 
 def slice_count_windows(chunks: Iterator[np.ndarray], spec: WindowSpec) -> Iterator[Window]:
@@ -235,4 +235,4 @@ def slice_count_windows(chunks: Iterator[np.ndarray], spec: WindowSpec) -> Itera
             cut = min(pending, len(nxt))
             nxt = nxt[cut:]
             pending -= cut
-        buf = np.concatenate([buf, nxt]) if len(buf) else nxt
+        buf = concat_events([buf, nxt]) if len(buf) else nxt
