@@ -366,6 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RecordingError, UsageError) as e:
         print(f"evtui: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as e:
+        # Disk full, permissions, a vanished file: one line, never a traceback.
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"evtui: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("evtui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
