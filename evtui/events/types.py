@@ -88,5 +88,5 @@ def concat_events(parts: list[np.ndarray], dtype: np.dtype = EVENT_DTYPE) -> np.
     if not words:
         return np.zeros(0, dtype)
     if len(words) == 1:
-        return words[0].view(dtype).copy()
+        return words[0].copy().view(dtype)  # copy the words: padding bytes included
     return np.concatenate(words).view(dtype)
