@@ -275,6 +275,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     tmp = dst.with_name(dst.name + ".partial")
     bar = Progress("converting", total=src.stat().st_size)
     n = 0
+    dropped_triggers = 0
     opts = {}
     if args.compression:
         opts["compression"] = args.compression
@@ -289,6 +290,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
                     hi = end if end is not None else np.iinfo(np.int64).max
                     ev = ev[(ev["t"] >= lo) & (ev["t"] < hi)]
                     trig = trig[(trig["t"] >= lo) & (trig["t"] < hi)]
+                if len(trig) and not writer.supports_triggers:
+                    dropped_triggers += len(trig)
+                    trig = trig[:0]
                 if len(ev) or len(trig):
                     writer.write(ev, trig if len(trig) else None)
                     n += len(ev)
@@ -299,6 +303,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
         tmp.unlink(missing_ok=True)
         raise
     bar.close(f"wrote {n} events to {dst} ({fmt}, {w}x{h})")
+    if dropped_triggers:
+        print(
+            f"{dst}: warning: {dropped_triggers} trigger edges not written: "
+            f"the {fmt} writer cannot store triggers",
+            file=sys.stderr,
+        )
     _warn(rec.reader.diagnostics, rec.path)
     return EXIT_OK
 

@@ -147,6 +147,8 @@ class EventWriter(ABC):
 
     format: ClassVar[str]
     extensions: ClassVar[tuple[str, ...]] = ()
+    supports_triggers: ClassVar[bool] = False
+    """Whether `write(..., triggers)` stores trigger edges; callers warn when it cannot."""
 
     def __init__(self, path: str | Path, width: int, height: int, **options: Any) -> None:
         self.path = Path(path)
