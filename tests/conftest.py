@@ -22,3 +22,9 @@ def real_file():
         return p
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """No test reads or writes the user's cache: each gets its own."""
+    monkeypatch.setenv("EVTUI_CACHE_DIR", str(tmp_path / "evtui-cache"))

@@ -18,10 +18,6 @@ from tests.test_windows import events_with_jitter
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVTUI_CACHE_DIR", str(tmp_path / "cache"))
-
 
 @pytest.fixture
 def npz(tmp_path):

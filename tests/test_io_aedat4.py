@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +13,12 @@ import pytest
 from evtui.events.errors import MissingDependency, RecordingError
 from evtui.events.io import aedat4
 from evtui.events.io.aedat4 import MAGIC, Aedat4Reader, Aedat4Writer
-from evtui.events.types import EVENT_DTYPE, Checkpoint, make_events
+from evtui.events.types import EVENT_DTYPE, Checkpoint
+from tests import helpers
+from tests.helpers import same
 
 W, H = 346, 260
-
-
-def random_events(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = 1_600_000_000_000_000 + np.cumsum(rng.integers(0, 4, n))
-    return make_events(t, rng.integers(0, W, n), rng.integers(0, H, n), rng.integers(0, 2, n))
-
-
-def same(ev: np.ndarray, t, x, y, p) -> bool:
-    return (
-        len(ev) == len(t)
-        and np.array_equal(ev["t"], np.asarray(t).astype(np.int64))
-        and np.array_equal(ev["x"], np.asarray(x).astype(np.uint16))
-        and np.array_equal(ev["y"], np.asarray(y).astype(np.uint16))
-        and np.array_equal(ev["p"], np.asarray(p).astype(np.int8))
-    )
+random_events = partial(helpers.random_events, t0=1_600_000_000_000_000, step=4, width=W, height=H)
 
 
 def aedat_read(path: Path) -> np.ndarray:

@@ -9,25 +9,16 @@ import pytest
 
 from evtui.events.errors import RecordingError
 from evtui.events.io.dat import DatReader, DatWriter
-from evtui.events.types import EVENT_DTYPE, make_events
+from evtui.events.types import EVENT_DTYPE
+from tests import helpers
+from tests.helpers import same
+
+
+def random_events(n: int, seed: int = 0, t0: int = 1000, step: int = 5):
+    return helpers.random_events(n, seed, t0, step, W, H)
+
 
 W, H = 640, 480
-
-
-def random_events(n: int, seed: int = 0, t0: int = 1000, step: int = 5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = t0 + np.cumsum(rng.integers(0, step, n))
-    return make_events(t, rng.integers(0, W, n), rng.integers(0, H, n), rng.integers(0, 2, n))
-
-
-def same(ev: np.ndarray, t, x, y, p) -> bool:
-    return (
-        len(ev) == len(t)
-        and np.array_equal(ev["t"], np.asarray(t).astype(np.int64))
-        and np.array_equal(ev["x"], np.asarray(x).astype(np.uint16))
-        and np.array_equal(ev["y"], np.asarray(y).astype(np.uint16))
-        and np.array_equal(ev["p"], np.asarray(p).astype(np.int8))
-    )
 
 
 def expelliarmus_array(ev: np.ndarray) -> np.ndarray:

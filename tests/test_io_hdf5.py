@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,28 +27,9 @@ from evtui.events.errors import MissingDependency, RecordingError  # noqa: E402
 from evtui.events.io import detect_format, open_recording  # noqa: E402
 from evtui.events.io.hdf5 import ECF_FILTER_ID, Hdf5Reader, Hdf5Writer  # noqa: E402
 from evtui.events.types import EVENT_DTYPE, make_events  # noqa: E402
+from tests import helpers  # noqa: E402
 
-
-def registry_complete() -> bool:
-    """detect_format/open_writer import every format module; others may not exist yet."""
-    from evtui.events.io import _FORMATS
-
-    return all(importlib.util.find_spec(m) is not None for m, _, _ in _FORMATS.values())
-
-
-needs_registry = pytest.mark.skipif(
-    not registry_complete(), reason="other format modules of the registry are not written yet"
-)
-
-
-def random_events(n: int, seed: int = 0, t0: int = 1_600_000_123_456) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return make_events(
-        t0 + np.cumsum(rng.integers(0, 40, n)),
-        rng.integers(0, 640, n),
-        rng.integers(0, 480, n),
-        rng.integers(0, 2, n),
-    )
+random_events = partial(helpers.random_events, t0=1_600_000_123_456, step=40)
 
 
 def write(path, ev, parts=(0.2, 0.21, 0.7), **options):
@@ -80,7 +61,6 @@ def write_dsec_with_h5py(path, ev, *, t_dtype="<u4", ms_index=True, compression=
 # --- round trip, determinism, raw h5py -------------------------------------------------------
 
 
-@needs_registry
 def test_round_trip_is_bit_exact_and_keeps_geometry(tmp_path):
     ev = random_events(50_000)
     path = write(tmp_path / "a.h5", ev)

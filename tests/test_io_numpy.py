@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import zipfile
+from functools import partial
 
 import numpy as np
 import pytest
@@ -13,29 +13,10 @@ import pytest
 from evtui.events.errors import RecordingError
 from evtui.events.io import detect_format, open_recording, open_writer
 from evtui.events.io.numpy_files import NpyReader, NpyWriter, NpzReader, NpzWriter
-from evtui.events.types import EVENT_DTYPE, make_events
+from evtui.events.types import EVENT_DTYPE
+from tests import helpers
 
-
-def registry_complete() -> bool:
-    """detect_format/open_writer import every format module; others may not exist yet."""
-    from evtui.events.io import _FORMATS
-
-    return all(importlib.util.find_spec(m) is not None for m, _, _ in _FORMATS.values())
-
-
-needs_registry = pytest.mark.skipif(
-    not registry_complete(), reason="other format modules of the registry are not written yet"
-)
-
-
-def random_events(n: int, seed: int = 0, t0: int = 1_000_000) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return make_events(
-        t0 + np.cumsum(rng.integers(0, 7, n)),
-        rng.integers(0, 640, n),
-        rng.integers(0, 480, n),
-        rng.integers(0, 2, n),
-    )
+random_events = partial(helpers.random_events, step=7)
 
 
 def write_in_parts(cls, path, ev, parts=(0.1, 0.5, 0.55), **options):
@@ -68,7 +49,6 @@ def test_npz_writer_produces_exactly_the_interchange_arrays(tmp_path):
         assert [i.filename for i in zf.infolist()][:4] == ["t.npy", "x.npy", "y.npy", "p.npy"]
 
 
-@needs_registry
 def test_open_writer_picks_npz_and_npy_from_the_extension(tmp_path):
     ev = random_events(100)
     for name, cls in (("o.npz", NpzWriter), ("o.npy", NpyWriter)):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
+from functools import partial
 
 import numpy as np
 import pytest
@@ -11,29 +11,10 @@ import pytest
 from evtui.events.errors import RecordingError
 from evtui.events.io import detect_format, open_recording, open_writer
 from evtui.events.io.text import TextReader, TextWriter, parse_block
-from evtui.events.types import EVENT_DTYPE, make_events
+from evtui.events.types import EVENT_DTYPE
+from tests import helpers
 
-
-def registry_complete() -> bool:
-    """detect_format/open_writer import every format module; others may not exist yet."""
-    from evtui.events.io import _FORMATS
-
-    return all(importlib.util.find_spec(m) is not None for m, _, _ in _FORMATS.values())
-
-
-needs_registry = pytest.mark.skipif(
-    not registry_complete(), reason="other format modules of the registry are not written yet"
-)
-
-
-def random_events(n: int, seed: int = 0, t0: int = 1_000_000) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return make_events(
-        t0 + np.cumsum(rng.integers(0, 9, n)),
-        rng.integers(0, 1280, n),
-        rng.integers(0, 720, n),
-        rng.integers(0, 2, n),
-    )
+random_events = partial(helpers.random_events, step=9, width=1280, height=720)
 
 
 def write(path, ev, parts=(0.3, 0.31), **options):
@@ -79,7 +60,6 @@ def test_seconds_lines_are_exact_decimal_and_round_trip(tmp_path):
         assert np.array_equal(r.read_all(), ev)
 
 
-@needs_registry
 def test_csv_path_writes_faery_dialect_with_geometry(tmp_path):
     ev = random_events(3000, seed=2)
     path = write(tmp_path / "a.csv", ev)
@@ -101,7 +81,6 @@ def test_geometry_line_option(tmp_path):
         assert r.info.size == (1280, 720) and np.array_equal(r.read_all(), ev)
 
 
-@needs_registry
 def test_open_writer_chooses_text_for_txt(tmp_path):
     with open_writer(tmp_path / "o.txt", 10, 10) as w:
         assert isinstance(w, TextWriter)

@@ -14,10 +14,6 @@ from evtui.events.windows import WindowSpec
 from tests.test_windows import events_with_jitter
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVTUI_CACHE_DIR", str(tmp_path / "cache"))
-
 
 @pytest.fixture
 def npz_file(tmp_path):
