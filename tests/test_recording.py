@@ -14,7 +14,6 @@ from evtui.events.windows import WindowSpec
 from tests.test_windows import events_with_jitter
 
 
-
 @pytest.fixture
 def npz_file(tmp_path):
     ev = events_with_jitter(20_000, seed=7)
