@@ -32,7 +32,7 @@ import numpy as np
 
 from evtui.events.errors import RecordingError
 from evtui.events.io.base import EventReader, EventWriter, RecordingInfo
-from evtui.events.types import EVENT_DTYPE, Block, Checkpoint
+from evtui.events.types import EVENT_DTYPE, Block, Checkpoint, concat_events
 
 HEAD_BYTES = 64 * 1024
 """Header lines and the seconds-or-µs decision come from at most this many first bytes."""
@@ -679,7 +679,7 @@ class TextReader(EventReader):
             at = end
         if not parts:
             return np.zeros(0, EVENT_DTYPE), 0
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), lines
+        return concat_events(parts), lines
 
     def _with_tail(self, ev: np.ndarray, tail: bytes, pos: int, line_no: int) -> np.ndarray:
         """A last line without '\\n': an event if it parses, else a cut-off write."""
@@ -688,7 +688,7 @@ class TextReader(EventReader):
         except _BadLine:
             self.diagnostics.add("truncated trailing bytes", 1, pos)
             return ev
-        return np.concatenate((ev, last)) if len(ev) else last
+        return concat_events([ev, last]) if len(ev) else last
 
 
 # --- writer -------------------------------------------------------------------------------
