@@ -18,7 +18,6 @@ from tests.test_windows import events_with_jitter
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 @pytest.fixture
 def npz(tmp_path):
     ev = events_with_jitter(30_000, seed=11)
