@@ -142,3 +142,12 @@ def test_count_windows_with_time_bounds_count_only_events_inside():
     inside = ev[(ev["t"] >= lo) & (ev["t"] < hi)]
     assert sum(len(w) for w in got) == len(inside)
     assert np.array_equal(np.concatenate([w.events for w in got]), inside)
+
+
+def test_geometry_inference_picks_the_smallest_sensor_that_fits():
+    from evtui.events.geometry import infer_geometry
+
+    assert infer_geometry(319, 239) == (320, 240)  # DVXplorer Lite, not GenX320
+    assert infer_geometry(319, 300) == (320, 320)
+    assert infer_geometry(639, 479) == (640, 480)
+    assert infer_geometry(2000, 100) == (2016, 112)  # unknown: extent rounded up to 16

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# (width, height) of sensors people record with; the order matters for inference
-# (smallest sensor that contains the observed extent wins).
+# (width, height) of sensors people record with; inference picks the smallest by area
+# that contains the observed extent.
 KNOWN_SENSORS: tuple[tuple[str, int, int], ...] = (
     ("DVS128", 128, 128),
     ("DAVIS240", 240, 180),
@@ -54,8 +54,9 @@ def geometry_from_hints(plugin: str | None, system_id: str | int | None) -> tupl
 
 
 def infer_geometry(max_x: int, max_y: int) -> tuple[int, int]:
-    """Smallest known sensor holding (max_x, max_y); else the extent rounded up to 16."""
-    for _name, w, h in KNOWN_SENSORS:
-        if max_x < w and max_y < h:
-            return w, h
+    """Smallest known sensor (by area) holding (max_x, max_y); else the extent rounded up to 16."""
+    fits = [(w * h, w, h) for _name, w, h in KNOWN_SENSORS if max_x < w and max_y < h]
+    if fits:
+        _, w, h = min(fits)
+        return w, h
     return ((max_x // 16) + 1) * 16, ((max_y // 16) + 1) * 16
