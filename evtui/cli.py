@@ -54,7 +54,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         last[0] = pos
 
     idx = rec.index(progress if rec.format not in ("hdf5", "npy", "npz") else None)
-    bar.stream.write("\r\033[K" if bar._tty else "")
+    bar.clear()
     w, h = rec.size
     facts = {
         "file": str(rec.path),

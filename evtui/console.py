@@ -68,6 +68,13 @@ class Progress:
         self.stream.write("\r" + text + " " * pad)
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Erase the line (for output that follows on stdout)."""
+        if self._tty and self._width:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._width = 0
+
     def close(self, summary: str | None = None) -> None:
         if self._tty:
             self._draw()
