@@ -1,0 +1,102 @@
+"""What goes into a provider call and what comes out, independent of the wire protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An encoded frame: bytes as sent, their media type and pixel size."""
+
+    data: bytes
+    media_type: str  # image/jpeg | image/png | image/webp
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    """One frame to caption with one model."""
+
+    model: str
+    prompt: str
+    image: ImagePart
+    max_output_tokens: int = 300
+    temperature: float | None = None
+    system: str | None = None
+    detail: str | None = None  # OpenAI image detail: low | high | auto | original
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens as billed. `input_tokens` excludes cached tokens on every protocol.
+
+    (OpenAI and Gemini report prompt tokens including cached ones; Anthropic excludes
+    them: adapters normalise so that cost = input·p_in + cached·p_cached + output·p_out.)
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    image_tokens: int | None = None  # when the provider reports them (Gemini per modality)
+    reasoning_tokens: int = 0  # included in output_tokens
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cached_input_tokens + self.cache_write_tokens
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One rate-limit bucket as last reported: `reset_s` is seconds until fully restored."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RateLimitSnapshot:
+    """Rate-limit state parsed from one response's headers (and Gemini's error body).
+
+    `retry_after` is the provider's explicit delay (retry-after-ms, retry-after,
+    RetryInfo.retryDelay) when it sent one.
+    """
+
+    requests: Limit = field(default_factory=Limit)
+    tokens: Limit = field(default_factory=Limit)
+    input_tokens: Limit = field(default_factory=Limit)
+    output_tokens: Limit = field(default_factory=Limit)
+    retry_after: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == RateLimitSnapshot()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A successful answer: the caption and everything needed to account for it."""
+
+    text: str
+    finish_reason: str  # normalised: stop | length | content_filter | refusal | other
+    raw_finish_reason: str | None
+    usage: Usage
+    model: str
+    provider: str
+    request_id: str | None = None
+    rate_limits: RateLimitSnapshot = field(default_factory=RateLimitSnapshot)
+    latency_s: float = 0.0
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A fully built request: what goes on the wire, nothing protocol-specific left."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
