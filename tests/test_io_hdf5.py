@@ -271,7 +271,9 @@ def test_missing_extra_names_it(tmp_path, monkeypatch, cls):
         else:
             Hdf5Writer(tmp_path / "b.h5", 10, 10)
     assert e.value.extra == "hdf5"
-    assert "reading HDF5 recordings requires the 'hdf5' extra: pip install 'evtui[hdf5]'" in str(e.value)
+    assert "reading HDF5 recordings requires the 'hdf5' extra: pip install 'evtui[hdf5]'" in str(
+        e.value
+    )
 
 
 def test_zstd_file_without_hdf5plugin_says_what_to_install(tmp_path):

@@ -25,7 +25,8 @@ class MissingDependency(RecordingError):
     """The format needs an optional extra that is not installed."""
 
     def __init__(self, path: str | Path, what: str, extra: str) -> None:
-        super().__init__(path, f"reading {what} requires the '{extra}' extra: pip install 'evtui[{extra}]'")
+        hint = f"pip install 'evtui[{extra}]'"
+        super().__init__(path, f"reading {what} requires the '{extra}' extra: {hint}")
         self.extra = extra
 
 
