@@ -106,6 +106,9 @@ def image_base64(image: ImagePart) -> str:
 
 def image_data_url(image: ImagePart) -> str:
     """`data:<type>;base64,<...>` (OpenAI and compatible servers), cached like the base64."""
+    if image.b64 is not None:
+        # One copy; caching it would only churn the LRU when every frame is new.
+        return f"data:{image.media_type};base64,{image.b64}"
     data = image.data
     hit = _IMAGE_TEXT.get(data, image.media_type)
     if hit is not None:
