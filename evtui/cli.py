@@ -313,6 +313,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- sim -------------------------------------------------------------------------------
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from evtui.sim import run_sim
+
+    for name in ("rpm", "tpm"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name}: must be a positive number, got {value}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: expected 0-65535, got {args.port}")
+    return run_sim(args.port, args.scenario, args.rpm, args.tpm, host=args.host)
+
+
 # -- entry point -----------------------------------------------------------------------
 
 
@@ -361,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compression", help="writer compression (aedat4: lz4, zstd, none)")
     recording_opts(sp)
     sp.set_defaults(func=cmd_convert)
+
+    sp = sub.add_parser(
+        "sim", help="serve simulated OpenAI, Anthropic, Gemini and compatible APIs on loopback"
+    )
+    sp.add_argument("--port", type=int, default=8787, help="port on 127.0.0.1 (0: any free)")
+    sp.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    sp.add_argument("--scenario", help="YAML scenario: limits, latency, faults over time")
+    sp.add_argument("--rpm", type=int, help="requests per minute per key, every provider")
+    sp.add_argument("--tpm", type=int, help="tokens per minute per key, every provider")
+    sp.set_defaults(func=cmd_sim)
     return p
 
 

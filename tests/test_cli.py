@@ -152,3 +152,46 @@ def test_render_rejects_unknown_method(npz, tmp_path):
     path, _ = npz
     r = run_cli("render", str(path), "--method", "nope", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "unknown 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sim_serves_until_sigterm_and_exits_0(tmp_path):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    e = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evtui.cli", "sim", "--port", str(port), "--rpm", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=e,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "simulator did not come up"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_sim_rejects_a_broken_scenario_in_one_line(tmp_path):
+    bad = tmp_path / "scenario.yaml"
+    bad.write_text("providers:\n  openai: {rpm: -3}\n")
+    r = run_cli("sim", "--port", "0", "--scenario", str(bad))
+    assert r.returncode == 2
+    assert str(bad) in r.stderr and "Traceback" not in r.stderr
