@@ -32,3 +32,16 @@ def test_without_precomputed_base64_the_bytes_are_encoded():
         model="m-1", prompt="Describe.", image=ImagePart(JPEG, "image/jpeg", 64, 48)
     )
     assert base64.b64encode(JPEG) in adapter.build(req, "k-test").body
+
+
+def test_only_answers_marked_by_the_simulator_are_simulated():
+    adapter = make_adapter("openai", base_url="http://127.0.0.1:9")
+    body = (
+        b'{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,'
+        b'"message":{"role":"assistant","content":"A bar moves right."},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":500,"completion_tokens":6,"total_tokens":506}}'
+    )
+    real = adapter.parse_success(200, {"content-type": "application/json"}, body)
+    sim = adapter.parse_success(200, {"x-evtui-simulated": "true"}, body)
+    assert not real.simulated and sim.simulated
+    assert real.text == sim.text == "A bar moves right."

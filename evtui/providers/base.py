@@ -13,7 +13,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import orjson
@@ -38,6 +38,7 @@ from evtui.providers.types import (
     HttpRequest,
     ImagePart,
     RateLimitSnapshot,
+    Usage,
 )
 
 JSON_CONTENT_TYPE = "application/json"
@@ -287,6 +288,10 @@ def class_for_status(status: int) -> type[ProviderError]:
 # The adapter interface
 
 
+SIMULATED_HEADER = "x-evtui-simulated"
+"""Set by evtui's simulator on every answer."""
+
+
 class ProviderAdapter(ABC):
     """One wire protocol: build requests, read answers, classify failures, read limits."""
 
@@ -402,7 +407,7 @@ class ProviderAdapter(ABC):
                 request_id=request_id,
             )
         try:
-            return self._completion(
+            done = self._completion(
                 data,
                 status=status,
                 key=key,
@@ -411,6 +416,10 @@ class ProviderAdapter(ABC):
                 latency_s=latency_s,
                 request_id=request_id,
             )
+            if headers.get(SIMULATED_HEADER) == "true":
+                # Outputs must never pass a simulated caption off as a real one.
+                done = replace(done, simulated=True)
+            return done
         except ProviderError as e:
             if e.rate_limits is None:
                 e.rate_limits = rate_limits
@@ -426,6 +435,32 @@ class ProviderAdapter(ABC):
                 rate_limits=rate_limits,
                 request_id=request_id,
             ) from None
+
+    def _answer(
+        self,
+        text: str,
+        raw: str | None,
+        finish: str,
+        usage: Usage,
+        answered: object,
+        *,
+        model: str | None,
+        rate_limits: RateLimitSnapshot,
+        latency_s: float,
+        request_id: str | None,
+    ) -> Completion:
+        """The Completion every protocol builds; `answered` is the model the body names."""
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            raw_finish_reason=raw,
+            usage=usage,
+            model=answered if isinstance(answered, str) and answered else (model or ""),
+            provider=self.name,
+            request_id=request_id,
+            rate_limits=rate_limits,
+            latency_s=latency_s,
+        )
 
     @abstractmethod
     def _completion(

@@ -172,18 +172,17 @@ class GeminiAdapter(ProviderAdapter):
                     code="MAX_TOKENS",
                 )
             raise self.no_text(status, raw, key)
-        answered = data.get("modelVersion")
         rid = data.get("responseId")
-        return Completion(
-            text=text,
-            finish_reason=finish,
-            raw_finish_reason=raw,
-            usage=gemini_usage(data.get("usageMetadata")),
-            model=answered if isinstance(answered, str) and answered else (model or ""),
-            provider=self.name,
-            request_id=rid if isinstance(rid, str) else request_id,
+        return self._answer(
+            text,
+            raw,
+            finish,
+            gemini_usage(data.get("usageMetadata")),
+            data.get("modelVersion"),
+            model=model,
             rate_limits=rate_limits,
             latency_s=latency_s,
+            request_id=rid if isinstance(rid, str) else request_id,
         )
 
     def _refine(

@@ -149,17 +149,16 @@ class OpenAIAdapter(ProviderAdapter):
             text = ""
         if not text:
             raise self.no_text(status, raw, key)
-        answered = data.get("model")
-        return Completion(
-            text=text,
-            finish_reason=FINISH.get(raw, "other") if raw else "other",
-            raw_finish_reason=raw,
-            usage=openai_usage(data.get("usage")),
-            model=answered if isinstance(answered, str) and answered else (model or ""),
-            provider=self.name,
-            request_id=request_id,
+        return self._answer(
+            text,
+            raw,
+            FINISH.get(raw, "other") if raw else "other",
+            openai_usage(data.get("usage")),
+            data.get("model"),
+            model=model,
             rate_limits=rate_limits,
             latency_s=latency_s,
+            request_id=request_id,
         )
 
     def _refine(
