@@ -7,7 +7,7 @@ encoder workers do; the bare loop builds each body from that base64 with orjson 
 parses the JSON answer, the minimum any client does. Printed per level: requests/s and
 client CPU µs per request for each, and the ratio evtui / bare (target >= 0.8).
 
-    python benchmarks/bench_client.py [--requests 3000] [--levels 64,256,1024] [--quick]
+    python benchmarks/bench_client.py [--requests 5000] [--levels 64,256,1024] [--quick]
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ async def bench(base: str, frames: list[ImagePart], total: int, levels: list[int
     print("-" * len(head))
     for conc in levels:
         best_bare, best_ours = (0.0, 0.0), (0.0, 0.0)
-        for _ in range(2):  # interleaved so machine noise hits both alike
+        for _ in range(3):  # interleaved so machine noise hits both alike
             r = await run_level(bare, total, conc)
             best_bare = max(best_bare, r)
             r = await run_level(ours, total, conc)
@@ -166,7 +166,7 @@ async def bench(base: str, frames: list[ImagePart], total: int, levels: list[int
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--levels", default="64,256,1024")
     ap.add_argument("--quick", action="store_true", help="1000 requests per run")
     args = ap.parse_args()
@@ -183,7 +183,7 @@ def main() -> int:
         print(
             f"client on core {client_core}, simulator on core {sim_core}; "
             f"{len(frames)} distinct frames, {size / 1000:.0f} KB base64 each; "
-            f"{total} requests per run, best of 2"
+            f"{total} requests per run, best of 3"
         )
         failed = asyncio.run(bench(f"http://127.0.0.1:{port}", frames, total, levels))
     finally:

@@ -220,22 +220,15 @@ def test_identity_cache_is_bounded_by_items_and_chars():
     assert _IMAGE_TEXT.max_items > 0
 
 
-def test_body_and_headers_reused_for_the_same_request_and_key():
+def test_headers_reused_per_key_and_bodies_rebuilt_identically():
     adapter = make_adapter("openai")
     req = request()
     first = adapter.build(req, "k1")
     again = adapter.build(req, "k1")
-    assert again.body is first.body and again.headers is first.headers
+    assert again.body == first.body and again.headers is first.headers
     other_key = adapter.build(req, "k2")
     assert other_key.headers["Authorization"] == "Bearer k2"
     assert first.headers["Authorization"] == "Bearer k1"
     # An equal but distinct request is built afresh, with the same bytes.
     twin = request()
     assert adapter.build(twin, "k1").body == first.body
-
-
-def test_body_cache_is_bounded():
-    adapter = make_adapter("gemini")
-    for _ in range(3 * adapter._BODY_CACHE_MAX):
-        adapter.build(request(), "k")
-    assert 0 < len(adapter._body_by_request) <= adapter._BODY_CACHE_MAX

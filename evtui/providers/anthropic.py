@@ -113,6 +113,7 @@ class AnthropicAdapter(ProviderAdapter):
         rate_limits: RateLimitSnapshot,
         latency_s: float,
         request_id: str | None,
+        simulated: bool = False,
     ) -> Completion:
         raw = data.get("stop_reason")
         raw = raw if isinstance(raw, str) else None
@@ -137,6 +138,7 @@ class AnthropicAdapter(ProviderAdapter):
             rate_limits=rate_limits,
             latency_s=latency_s,
             request_id=request_id,
+            simulated=simulated,
         )
 
     def _refine(

@@ -143,6 +143,7 @@ class GeminiAdapter(ProviderAdapter):
         rate_limits: RateLimitSnapshot,
         latency_s: float,
         request_id: str | None,
+        simulated: bool = False,
     ) -> Completion:
         feedback = data.get("promptFeedback")
         block = feedback.get("blockReason") if isinstance(feedback, dict) else None
@@ -183,6 +184,7 @@ class GeminiAdapter(ProviderAdapter):
             rate_limits=rate_limits,
             latency_s=latency_s,
             request_id=rid if isinstance(rid, str) else request_id,
+            simulated=simulated,
         )
 
     def _refine(

@@ -121,6 +121,7 @@ class OpenAIAdapter(ProviderAdapter):
         rate_limits: RateLimitSnapshot,
         latency_s: float,
         request_id: str | None,
+        simulated: bool = False,
     ) -> Completion:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -159,6 +160,7 @@ class OpenAIAdapter(ProviderAdapter):
             rate_limits=rate_limits,
             latency_s=latency_s,
             request_id=request_id,
+            simulated=simulated,
         )
 
     def _refine(

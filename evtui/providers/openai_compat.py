@@ -98,6 +98,7 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
         rate_limits: RateLimitSnapshot,
         latency_s: float,
         request_id: str | None,
+        simulated: bool = False,
     ) -> Completion:
         if "choices" not in data and ("error" in data or data.get("status") == "failure"):
             # A gateway that wraps a failure in a 2xx: classify it by what the body says.
@@ -118,6 +119,7 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
             rate_limits=rate_limits,
             latency_s=latency_s,
             request_id=request_id,
+            simulated=simulated,
         )
 
     def _refine(
