@@ -45,3 +45,23 @@ def test_only_answers_marked_by_the_simulator_are_simulated():
     sim = adapter.parse_success(200, {"x-evtui-simulated": "true"}, body)
     assert not real.simulated and sim.simulated
     assert real.text == sim.text == "A bar moves right."
+
+
+def test_answers_carry_their_cost_for_the_requested_model():
+    from evtui.providers.prices import PriceTable
+
+    prices = PriceTable.load()
+    adapter = make_adapter("openai", base_url="http://127.0.0.1:9", prices=prices)
+    body = (
+        b'{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06",'
+        b'"choices":[{"index":0,"message":{"role":"assistant","content":"A disc."},'
+        b'"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":10,'
+        b'"total_tokens":1010,"prompt_tokens_details":{"cached_tokens":200}}}'
+    )
+    c = adapter.parse_success(200, {}, body, model="gpt-4o")
+    # gpt-4o: $2.50 in, $1.25 cached, $10 out per 1M; prompt_tokens includes the cached 200.
+    assert c.cost_usd == pytest.approx((800 * 2.50 + 200 * 1.25 + 10 * 10.0) / 1e6)
+    assert c.cost_usd == pytest.approx(prices.cost_usd("gpt-4o", c.usage))
+    assert make_adapter("openai").parse_success(200, {}, body, model="gpt-4o").cost_usd is None
+    unknown = adapter.parse_success(200, {}, body, model="my-local-vlm")
+    assert unknown.cost_usd is None and unknown.text == "A disc."

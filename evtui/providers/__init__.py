@@ -15,6 +15,7 @@ from evtui.providers.client import ProviderClient
 from evtui.providers.gemini import GeminiAdapter
 from evtui.providers.openai import OpenAIAdapter
 from evtui.providers.openai_compat import OpenAICompatibleAdapter
+from evtui.providers.prices import PriceTable
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {
     cls.protocol: cls
@@ -23,7 +24,12 @@ ADAPTERS: dict[str, type[ProviderAdapter]] = {
 
 
 def make_adapter(
-    protocol: str, *, base_url: str | None = None, name: str | None = None, **opts: Any
+    protocol: str,
+    *,
+    base_url: str | None = None,
+    name: str | None = None,
+    prices: PriceTable | None = None,
+    **opts: Any,
 ) -> ProviderAdapter:
     """The adapter for a protocol name from the config ("openai", "openai-compatible"…)."""
     try:
@@ -31,7 +37,7 @@ def make_adapter(
     except KeyError:
         known = ", ".join(sorted(ADAPTERS))
         raise ValueError(f"unknown provider protocol {protocol!r} (known: {known})") from None
-    return cls(name=name, base_url=base_url, options=opts)
+    return cls(name=name, base_url=base_url, options=opts, prices=prices)
 
 
 __all__ = [

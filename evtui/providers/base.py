@@ -8,6 +8,7 @@ code is unit-tested with hand-written bodies and driven by the client in product
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -29,6 +30,7 @@ from evtui.providers.errors import (
     RateLimited,
     ServerError,
 )
+from evtui.providers.prices import PriceTable
 from evtui.providers.ratelimits import Headers, wait_hint_s
 from evtui.providers.secrets import mask_secrets
 from evtui.providers.types import (
@@ -306,8 +308,11 @@ class ProviderAdapter(ABC):
         name: str | None = None,
         base_url: str | None = None,
         options: Mapping[str, Any] | None = None,
+        *,
+        prices: PriceTable | None = None,
     ) -> None:
         self.name = name or self.protocol
+        self.prices = prices
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         opts = dict(options or {})
         unknown = sorted(set(opts) - self.option_names)
@@ -438,7 +443,15 @@ class ProviderAdapter(ABC):
         request_id: str | None,
         simulated: bool,
     ) -> Completion:
-        """The Completion every protocol builds; `answered` is the model the body names."""
+        """The Completion every protocol builds; `answered` is the model the body names.
+
+        Priced by the model that was asked for (the target), not the dated version that
+        answered; a model missing from the table leaves the cost None (config checks it).
+        """
+        cost = None
+        if self.prices is not None and model:
+            with contextlib.suppress(KeyError):
+                cost = self.prices.cost_usd(model, usage)
         return Completion(
             text=text,
             finish_reason=finish,
@@ -450,6 +463,7 @@ class ProviderAdapter(ABC):
             rate_limits=rate_limits,
             latency_s=latency_s,
             simulated=simulated,
+            cost_usd=cost,
         )
 
     @abstractmethod

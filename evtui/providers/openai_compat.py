@@ -31,6 +31,7 @@ from evtui.providers.errors import (
     Timeout,
 )
 from evtui.providers.openai import OpenAIAdapter
+from evtui.providers.prices import PriceTable
 from evtui.providers.ratelimits import Headers, openai_snapshot
 from evtui.providers.types import Completion, RateLimitSnapshot
 
@@ -67,8 +68,10 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
         name: str | None = None,
         base_url: str | None = None,
         options: dict[str, Any] | None = None,
+        *,
+        prices: PriceTable | None = None,
     ) -> None:
-        super().__init__(name, base_url, options)
+        super().__init__(name, base_url, options, prices=prices)
         field = self.options.get("max_tokens_field") or "max_tokens"
         if field not in MAX_TOKENS_FIELDS:
             raise ValueError(

@@ -96,6 +96,7 @@ class Completion:
     rate_limits: RateLimitSnapshot = field(default_factory=RateLimitSnapshot)
     latency_s: float = 0.0
     simulated: bool = False
+    cost_usd: float | None = None  # priced by the adapter's table for the requested model
 
 
 @dataclass(frozen=True)
