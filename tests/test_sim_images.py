@@ -14,21 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
-from evtui.sim.protocols import (
-    ImageProblem,
-    _find_data_key,
-    _find_data_url,
+from evtui.sim.images import ImageProblem, inspect_b64, standard_b64
+from evtui.sim.parsing import _find_data_key, _find_data_url, cut_payloads
+from evtui.sim.tokens import (
     anthropic_image_tokens,
     claude_hires,
-    cut_payloads,
     gemini_image_tokens,
-    go_duration,
-    inspect_b64,
     openai_image_tokens,
-    proto_duration,
-    rfc3339,
-    standard_b64,
 )
+from evtui.sim.wire import go_duration, proto_duration, rfc3339
 
 # ----------------------------------------------------------------------------- fixtures
 

@@ -21,7 +21,7 @@ from google.genai import types
 from openai.types.chat import ChatCompletion
 
 from evtui.sim import FaultSpec, Scenario, SimServer
-from evtui.sim.protocols import FINGERPRINT, SIM_HEADER
+from evtui.sim.wire import FINGERPRINT, SIM_HEADER
 from tests.test_sim_images import b64, gif, jpeg, png, png_header_only
 
 pytestmark = pytest.mark.anyio

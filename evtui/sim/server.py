@@ -33,19 +33,11 @@ import orjson
 from aiohttp import web
 
 from evtui.providers.secrets import mask_secrets
+from evtui.sim.images import ImageInfo, ImageProblem, inspect_b64, standard_b64
 from evtui.sim.limits import KeyLimits, Limiter
-from evtui.sim.protocols import (
-    PROTOCOLS,
-    SIM_HEADER,
-    ImageInfo,
-    ImageProblem,
-    Parsed,
-    Protocol,
-    Reply,
-    inspect_b64,
-    standard_b64,
-    text_tokens,
-)
+from evtui.sim.parsing import Parsed
+from evtui.sim.protocol import Protocol
+from evtui.sim.protocols import PROTOCOLS
 from evtui.sim.scenario import (
     PROVIDERS,
     FaultSpec,
@@ -53,6 +45,8 @@ from evtui.sim.scenario import (
     ScenarioError,
     load_scenario,
 )
+from evtui.sim.tokens import text_tokens
+from evtui.sim.wire import SIM_HEADER, Reply
 
 _SERVER_STATUSES = (500, 502, 503)
 _DEFAULT_RETRY_AFTER_S = 1.0
