@@ -24,12 +24,6 @@ def openai_tile_tokens(w: int, h: int, base: int, tile: int, low: bool) -> int:
     return base + tile * math.ceil(w / 512) * math.ceil(h / 512)
 
 
-# The simulator bills image tokens with its own implementation of the published
-# formulas, on purpose: it stands in for the real services, and sharing evtui's
-# estimator (evtui/providers/images.py) would make every "estimate vs billed usage"
-# check, and the calibrator's tests, agree with itself by construction.
-
-
 def openai_patch_tokens(w: int, h: int, budget: int | None, max_side: int, mult: float) -> int:
     """Patch models: 32-px patches under a pixel and patch budget, times a multiplier."""
     if max(w, h) > max_side:
