@@ -12,6 +12,7 @@ from evtui.providers.base import (
     JSON_CONTENT_TYPE,
     ErrorInfo,
     ProviderAdapter,
+    ResponseContext,
     as_int,
     image_base64,
     join_text,
@@ -103,18 +104,8 @@ class AnthropicAdapter(ProviderAdapter):
             payload["temperature"] = req.temperature
         return payload
 
-    def _completion(
-        self,
-        data: dict[str, Any],
-        *,
-        status: int,
-        key: str | None,
-        model: str | None,
-        rate_limits: RateLimitSnapshot,
-        latency_s: float,
-        request_id: str | None,
-        simulated: bool = False,
-    ) -> Completion:
+    def _completion(self, data: dict[str, Any], ctx: ResponseContext) -> Completion:
+        status, key = ctx.status, ctx.key
         raw = data.get("stop_reason")
         raw = raw if isinstance(raw, str) else None
         content = data.get("content")
@@ -134,11 +125,7 @@ class AnthropicAdapter(ProviderAdapter):
             FINISH.get(raw, "other") if raw else "other",
             anthropic_usage(data.get("usage")),
             data.get("model"),
-            model=model,
-            rate_limits=rate_limits,
-            latency_s=latency_s,
-            request_id=request_id,
-            simulated=simulated,
+            ctx,
         )
 
     def _refine(

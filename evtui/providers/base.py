@@ -289,6 +289,19 @@ def class_for_status(status: int) -> type[ProviderError]:
 # The adapter interface
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseContext:
+    """What an adapter knows about an answer besides its body, passed as one object."""
+
+    status: int
+    key: str | None
+    model: str | None  # the model that was asked for
+    rate_limits: RateLimitSnapshot
+    latency_s: float
+    request_id: str | None
+    simulated: bool
+
+
 SIMULATED_HEADER = "x-evtui-simulated"
 """Set by evtui's simulator on every answer."""
 
@@ -401,18 +414,18 @@ class ProviderAdapter(ABC):
                 rate_limits=rate_limits,
                 request_id=request_id,
             )
+        ctx = ResponseContext(
+            status,
+            key,
+            model,
+            rate_limits,
+            latency_s,
+            request_id,
+            # Outputs must never pass a simulated caption off as a real one.
+            headers.get(SIMULATED_HEADER) == "true",
+        )
         try:
-            return self._completion(
-                data,
-                status=status,
-                key=key,
-                model=model,
-                rate_limits=rate_limits,
-                latency_s=latency_s,
-                request_id=request_id,
-                # Outputs must never pass a simulated caption off as a real one.
-                simulated=headers.get(SIMULATED_HEADER) == "true",
-            )
+            return self._completion(data, ctx)
         except ProviderError as e:
             if e.rate_limits is None:
                 e.rate_limits = rate_limits
@@ -436,18 +449,16 @@ class ProviderAdapter(ABC):
         finish: str,
         usage: Usage,
         answered: object,
+        ctx: ResponseContext,
         *,
-        model: str | None,
-        rate_limits: RateLimitSnapshot,
-        latency_s: float,
-        request_id: str | None,
-        simulated: bool,
+        request_id: str | None = None,
     ) -> Completion:
         """The Completion every protocol builds; `answered` is the model the body names.
 
         Priced by the model that was asked for (the target), not the dated version that
         answered; a model missing from the table leaves the cost None (config checks it).
         """
+        model = ctx.model
         cost = None
         if self.prices is not None and model:
             with contextlib.suppress(KeyError):
@@ -459,26 +470,16 @@ class ProviderAdapter(ABC):
             usage=usage,
             model=answered if isinstance(answered, str) and answered else (model or ""),
             provider=self.name,
-            request_id=request_id,
-            rate_limits=rate_limits,
-            latency_s=latency_s,
-            simulated=simulated,
+            request_id=request_id or ctx.request_id,
+            rate_limits=ctx.rate_limits,
+            latency_s=ctx.latency_s,
+            simulated=ctx.simulated,
             cost_usd=cost,
         )
 
     @abstractmethod
-    def _completion(
-        self,
-        data: dict[str, Any],
-        *,
-        status: int,
-        key: str | None,
-        model: str | None,
-        rate_limits: RateLimitSnapshot,
-        latency_s: float,
-        request_id: str | None,
-        simulated: bool = False,
-    ) -> Completion: ...
+    def _completion(self, data: dict[str, Any], ctx: ResponseContext) -> Completion:
+        """A parsed 2xx body as a Completion; raise typed errors for refusals and gaps."""
 
     def request_id(self, headers: Headers) -> str | None:
         name = self.request_id_header

@@ -14,6 +14,7 @@ from evtui.providers.base import (
     JSON_CONTENT_TYPE,
     ErrorInfo,
     ProviderAdapter,
+    ResponseContext,
     as_int,
     image_base64,
     join_text,
@@ -133,18 +134,8 @@ class GeminiAdapter(ProviderAdapter):
             payload["systemInstruction"] = {"parts": [{"text": req.system}]}
         return payload
 
-    def _completion(
-        self,
-        data: dict[str, Any],
-        *,
-        status: int,
-        key: str | None,
-        model: str | None,
-        rate_limits: RateLimitSnapshot,
-        latency_s: float,
-        request_id: str | None,
-        simulated: bool = False,
-    ) -> Completion:
+    def _completion(self, data: dict[str, Any], ctx: ResponseContext) -> Completion:
+        status, key = ctx.status, ctx.key
         feedback = data.get("promptFeedback")
         block = feedback.get("blockReason") if isinstance(feedback, dict) else None
         candidates = data.get("candidates")
@@ -180,11 +171,8 @@ class GeminiAdapter(ProviderAdapter):
             finish,
             gemini_usage(data.get("usageMetadata")),
             data.get("modelVersion"),
-            model=model,
-            rate_limits=rate_limits,
-            latency_s=latency_s,
-            request_id=rid if isinstance(rid, str) else request_id,
-            simulated=simulated,
+            ctx,
+            request_id=rid if isinstance(rid, str) else None,
         )
 
     def _refine(

@@ -8,6 +8,7 @@ from evtui.providers.base import (
     JSON_CONTENT_TYPE,
     ErrorInfo,
     ProviderAdapter,
+    ResponseContext,
     as_int,
     image_data_url,
     join_text,
@@ -111,18 +112,8 @@ class OpenAIAdapter(ProviderAdapter):
             payload["temperature"] = req.temperature
         return payload
 
-    def _completion(
-        self,
-        data: dict[str, Any],
-        *,
-        status: int,
-        key: str | None,
-        model: str | None,
-        rate_limits: RateLimitSnapshot,
-        latency_s: float,
-        request_id: str | None,
-        simulated: bool = False,
-    ) -> Completion:
+    def _completion(self, data: dict[str, Any], ctx: ResponseContext) -> Completion:
+        status, key = ctx.status, ctx.key
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise MalformedResponse(
@@ -156,11 +147,7 @@ class OpenAIAdapter(ProviderAdapter):
             FINISH.get(raw, "other") if raw else "other",
             openai_usage(data.get("usage")),
             data.get("model"),
-            model=model,
-            rate_limits=rate_limits,
-            latency_s=latency_s,
-            request_id=request_id,
-            simulated=simulated,
+            ctx,
         )
 
     def _refine(

@@ -15,6 +15,7 @@ import orjson
 from evtui.providers.base import (
     JSON_CONTENT_TYPE,
     ErrorInfo,
+    ResponseContext,
     looks_like_image_too_large,
     lower_keys,
     parse_error_body,
@@ -91,18 +92,7 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _completion(
-        self,
-        data: dict[str, Any],
-        *,
-        status: int,
-        key: str | None,
-        model: str | None,
-        rate_limits: RateLimitSnapshot,
-        latency_s: float,
-        request_id: str | None,
-        simulated: bool = False,
-    ) -> Completion:
+    def _completion(self, data: dict[str, Any], ctx: ResponseContext) -> Completion:
         if "choices" not in data and ("error" in data or data.get("status") == "failure"):
             # A gateway that wraps a failure in a 2xx: classify it by what the body says.
             body = orjson.dumps(data)
@@ -111,19 +101,10 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
                 embedded if embedded and embedded >= 400 else 502,
                 {},
                 body,
-                key=key,
-                rate_limits=rate_limits,
+                key=ctx.key,
+                rate_limits=ctx.rate_limits,
             )
-        return super()._completion(
-            data,
-            status=status,
-            key=key,
-            model=model,
-            rate_limits=rate_limits,
-            latency_s=latency_s,
-            request_id=request_id,
-            simulated=simulated,
-        )
+        return super()._completion(data, ctx)
 
     def _refine(
         self, status: int, info: ErrorInfo, headers: Headers, limits: RateLimitSnapshot
