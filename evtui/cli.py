@@ -386,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rpm", type=int, help="requests per minute per key, every provider")
     sp.add_argument("--tpm", type=int, help="tokens per minute per key, every provider")
     sp.set_defaults(func=cmd_sim)
+
+    from evtui.cli_config import add_config_parser
+
+    add_config_parser(sub)
     return p
 
 

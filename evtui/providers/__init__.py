@@ -11,7 +11,6 @@ from typing import Any
 
 from evtui.providers.anthropic import AnthropicAdapter
 from evtui.providers.base import ProviderAdapter
-from evtui.providers.client import ProviderClient
 from evtui.providers.gemini import GeminiAdapter
 from evtui.providers.openai import OpenAIAdapter
 from evtui.providers.openai_compat import OpenAICompatibleAdapter
@@ -50,3 +49,13 @@ __all__ = [
     "ProviderClient",
     "make_adapter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The client pulls in aiohttp (~200 ms); config checks and price look-ups need not.
+    if name == "ProviderClient":
+        from evtui.providers.client import ProviderClient
+
+        return ProviderClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
