@@ -11,6 +11,7 @@ print(describe_routing(cfg))            # who gets which share, what falls back 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -509,8 +510,12 @@ def _message(err: Mapping[str, Any], path: Path_) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         model = _model_at(path[:-1])
-        expected = f" (expected one of: {', '.join(model.model_fields)})" if model else ""
-        return f"unknown key {path[-1]!r}{expected}"
+        if model is None:
+            return f"unknown key {path[-1]!r}"
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key {path[-1]!r} ({hint}expected one of: {', '.join(known)})"
     if kind == "missing":
         return f"missing required key {path[-1]!r}" if path else "missing required key"
     msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")

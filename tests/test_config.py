@@ -300,3 +300,11 @@ def test_evtui_config_check_exit_codes_through_the_real_command():
     assert "Traceback" not in bad.stderr
     problems = [ln for ln in bad.stderr.splitlines() if "unknown_keys.yaml:" in ln]
     assert len(problems) >= 2  # every problem listed, not just the first
+
+
+def test_a_misspelt_key_gets_a_suggestion():
+    with pytest.raises(ConfigError) as e:
+        load_config(CONFIGS / "unknown_keys.yaml")
+    text = str(e.value)
+    assert "unknown key 'wieght' (did you mean 'weight'?" in text
+    assert "unknown key 'colour' (expected one of" in text  # nothing close: no guess
