@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from evtui.events.types import make_events
 
@@ -33,4 +36,22 @@ def same(ev: np.ndarray, t, x, y, p) -> bool:
         and np.array_equal(ev["x"], np.asarray(x).astype(np.uint16))
         and np.array_equal(ev["y"], np.asarray(y).astype(np.uint16))
         and np.array_equal(ev["p"], np.asarray(p).astype(np.int8))
+    )
+
+
+def read_faery(path: Path) -> np.ndarray:
+    """Every event as faery decodes it (an independent reader): fields t, x, y, on."""
+    faery = pytest.importorskip("faery")
+    return np.concatenate(list(faery.events_stream_from_file(path)))
+
+
+def read_evlib(path: Path) -> tuple[np.ndarray, ...]:
+    """(t, x, y, on) as evlib decodes it, in file order (evlib sorts by default)."""
+    evlib = pytest.importorskip("evlib")
+    df = evlib.load_events(str(path), sort=False).collect()
+    return (
+        df["t"].cast(int).to_numpy(),
+        df["x"].to_numpy(),
+        df["y"].to_numpy(),
+        df["polarity"].to_numpy() > 0,
     )

@@ -15,7 +15,7 @@ from evtui.events.io import aedat4
 from evtui.events.io.aedat4 import MAGIC, Aedat4Reader, Aedat4Writer
 from evtui.events.types import EVENT_DTYPE, Checkpoint
 from tests import helpers
-from tests.helpers import same
+from tests.helpers import read_faery, same
 
 W, H = 346, 260
 random_events = partial(helpers.random_events, t0=1_600_000_000_000_000, step=4, width=W, height=H)
@@ -25,11 +25,6 @@ def aedat_read(path: Path) -> np.ndarray:
     aedat = pytest.importorskip("aedat")
     parts = [pk["events"] for pk in aedat.Decoder(str(path)) if "events" in pk]
     return np.concatenate(parts) if parts else np.zeros(0, [("t", "<u8"), ("on", "?")])
-
-
-def faery_read(path: Path) -> np.ndarray:
-    faery = pytest.importorskip("faery")
-    return np.concatenate(list(faery.events_stream_from_file(path)))
 
 
 def write(path: Path, ev: np.ndarray, compression: str = "lz4", **options) -> Path:
@@ -71,7 +66,7 @@ def test_evtui_written_decodes_identically_in_aedat_and_faery(
     path = write(tmp_path / f"ours_{compression}.aedat4", ev, compression)
     ref = aedat_read(path)
     assert same(ev, ref["t"], ref["x"], ref["y"], ref["on"])
-    ref = faery_read(path)
+    ref = read_faery(path)
     assert same(ev, ref["t"], ref["x"], ref["y"], ref["on"])
     _, got = read_all(path)
     assert same(got, ev["t"], ev["x"], ev["y"], ev["p"])

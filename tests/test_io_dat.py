@@ -11,7 +11,7 @@ from evtui.events.errors import RecordingError
 from evtui.events.io.dat import DatReader, DatWriter
 from evtui.events.types import EVENT_DTYPE
 from tests import helpers
-from tests.helpers import same
+from tests.helpers import read_faery, same
 
 
 def random_events(n: int, seed: int = 0, t0: int = 1000, step: int = 5):
@@ -27,11 +27,6 @@ def expelliarmus_array(ev: np.ndarray) -> np.ndarray:
     for k in "txyp":
         out[k] = ev[k]
     return out
-
-
-def faery_read(path: Path) -> np.ndarray:
-    faery = pytest.importorskip("faery")
-    return np.concatenate(list(faery.events_stream_from_file(path)))
 
 
 def write_dat(path: Path, ev: np.ndarray, **options) -> Path:
@@ -80,7 +75,7 @@ def test_evtui_dat_decodes_identically_in_expelliarmus(tmp_path: Path, event_typ
 def test_evtui_cd_dat_decodes_identically_in_faery(tmp_path: Path) -> None:
     ev = random_events(20_000, seed=4)
     path = write_dat(tmp_path / "ours.dat", ev)
-    ref = faery_read(path)
+    ref = read_faery(path)
     assert same(ev, ref["t"], ref["x"], ref["y"], ref["on"])
 
 

@@ -13,7 +13,7 @@ from evtui.events.io import detect_format, open_recording
 from evtui.events.io.evt2 import Evt2Reader, Evt2Writer, decode_evt2
 from evtui.events.io.raw import raw_header_bytes, sniff_encoding
 from evtui.events.types import EVENT_DTYPE, TRIGGER_DTYPE, Checkpoint, make_events
-from tests.helpers import same
+from tests.helpers import read_evlib, read_faery, same
 
 W, H = 640, 480
 
@@ -49,22 +49,6 @@ def write_evtui(ev: np.ndarray, path: Path, triggers: np.ndarray | None = None) 
 def read_expelliarmus(path: Path) -> np.ndarray:
     expelliarmus = pytest.importorskip("expelliarmus")
     return expelliarmus.Wizard(encoding="evt2").read(path)
-
-
-def read_faery(path: Path) -> np.ndarray:
-    faery = pytest.importorskip("faery")
-    return np.concatenate(list(faery.events_stream_from_file(path)))
-
-
-def read_evlib(path: Path) -> tuple[np.ndarray, ...]:
-    evlib = pytest.importorskip("evlib")
-    df = evlib.load_events(str(path), sort=False).collect()
-    return (
-        df["t"].cast(int).to_numpy(),
-        df["x"].to_numpy(),
-        df["y"].to_numpy(),
-        df["polarity"].to_numpy() > 0,
-    )
 
 
 def test_real_gen3_sample_matches_evlib_and_expelliarmus(real_file):

@@ -18,7 +18,7 @@ from evtui.events.io.raw import (
     time_high_values,
 )
 from evtui.events.types import EVENT_DTYPE, TRIGGER_DTYPE, Checkpoint, make_events
-from tests.helpers import same
+from tests.helpers import read_evlib, read_faery, same
 
 W, H = 640, 480
 
@@ -50,28 +50,12 @@ def w3(kind: int, payload: int) -> int:
     return (kind << 12) | payload
 
 
-def read_faery(path: Path) -> np.ndarray:
-    faery = pytest.importorskip("faery")
-    return np.concatenate(list(faery.events_stream_from_file(path)))
-
-
 def write_faery(ev: np.ndarray, path: Path, version: str = "evt3") -> Path:
     faery = pytest.importorskip("faery")
     arr = np.zeros(len(ev), faery.EVENTS_DTYPE)
     arr["t"], arr["x"], arr["y"], arr["on"] = ev["t"], ev["x"], ev["y"], ev["p"] > 0
     faery.events_stream_from_array(arr, (W, H)).to_file(path, version=version, zero_t0=False)
     return path
-
-
-def read_evlib(path: Path) -> tuple[np.ndarray, ...]:
-    evlib = pytest.importorskip("evlib")
-    df = evlib.load_events(str(path), sort=False).collect()
-    return (
-        df["t"].cast(int).to_numpy(),
-        df["x"].to_numpy(),
-        df["y"].to_numpy(),
-        df["polarity"].to_numpy() > 0,
-    )
 
 
 def write_evtui(ev: np.ndarray, path: Path, triggers: np.ndarray | None = None) -> Path:
