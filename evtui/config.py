@@ -274,6 +274,24 @@ def _is_zero(text: str) -> bool:
         return True
 
 
+class Engine(_Strict):
+    """How hard the engine pushes and how it backs off; defaults suit real providers."""
+
+    max_in_flight: int = Field(default=1024, ge=1, le=100_000)
+    initial_concurrency: int = Field(default=32, ge=1, le=100_000)
+    max_concurrency_per_target: int = Field(default=4096, ge=1, le=100_000)
+    breaker_failures: int = Field(default=5, ge=1, le=10_000)
+    breaker_open_s: float = Field(default=5.0, gt=0, le=3600)
+    breaker_open_cap_s: float = Field(default=60.0, gt=0, le=86400)
+    default_retry_after_s: float = Field(default=1.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _caps(self) -> Engine:
+        if self.breaker_open_cap_s < self.breaker_open_s:
+            raise ValueError("breaker_open_cap_s must be >= breaker_open_s")
+        return self
+
+
 class LongContextPrice(_Strict):
     above: int = Field(gt=0)
     input: float | None = Field(default=None, ge=0)
@@ -305,6 +323,7 @@ class Config(_Strict):
     cache: Cache = Field(default_factory=Cache)
     render: Render = Field(default_factory=Render)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    engine: Engine = Field(default_factory=Engine)
     _source: str = PrivateAttr(default="")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -719,6 +738,13 @@ def describe_routing(cfg: Config) -> str:
     lines.append(
         f"retry: up to {r.max_attempts_per_frame_target} attempts per frame×target, backoff "
         f"{r.backoff_base_s:g}s doubling to {r.backoff_cap_s:g}s, {r.jitter} jitter"
+    )
+    e = cfg.engine
+    lines.append(
+        f"engine: up to {e.max_in_flight} frames in flight; per target {e.initial_concurrency} "
+        f"concurrent at start, adaptive up to {e.max_concurrency_per_target}; breaker opens "
+        f"after {e.breaker_failures} failures in a row for {e.breaker_open_s:g}s "
+        f"(doubling to {e.breaker_open_cap_s:g}s)"
     )
     lines.append(
         f"budget: ${cfg.budget_usd:,.2f}" if cfg.budget_usd else "budget: none (no spending cap)"

@@ -61,7 +61,15 @@ def test_one_way_imports(package):
     assert not bad, "\n".join(bad)
 
 
-HEADLESS = ["evtui.events.io", "evtui.events.recording", "evtui.events.render", "evtui.cli"]
+HEADLESS = [
+    "evtui.events.io",
+    "evtui.events.recording",
+    "evtui.events.render",
+    "evtui.engine.dispatcher",
+    "evtui.engine.thread",
+    "evtui.jobs",
+    "evtui.cli",
+]
 
 
 def test_headless_modules_do_not_load_textual_or_rich():

@@ -21,7 +21,7 @@ from evtui.providers.errors import (
     ProviderError,
     Timeout,
 )
-from evtui.providers.types import CaptionRequest, Completion
+from evtui.providers.types import CaptionRequest, Completion, HttpRequest
 
 DEFAULT_MAX_BODY = 8 << 20
 
@@ -111,7 +111,17 @@ class ProviderClient:
         self, adapter: ProviderAdapter, req: CaptionRequest, key: str, *, timeout_s: float
     ) -> Completion:
         """One request, one answer: a Completion, or a ProviderError naming what went wrong."""
-        http = adapter.build(req, key)
+        return await self.send_built(adapter, adapter.build(req, key), req.model, key, timeout_s)
+
+    async def send_built(
+        self,
+        adapter: ProviderAdapter,
+        http: HttpRequest,
+        model: str,
+        key: str,
+        timeout_s: float,
+    ) -> Completion:
+        """`send` for a request already built (the engine counts its bytes first)."""
         session = self._session
         if session is None or session.closed or asyncio.get_running_loop() is not self._loop:
             session = self.session()
@@ -157,7 +167,7 @@ class ProviderClient:
                 headers,
                 body,
                 key=key,
-                model=req.model,
+                model=model,
                 rate_limits=limits,
                 latency_s=latency,
             )

@@ -187,6 +187,7 @@ class FaultSpec(_Strict):
     to: Duration | None = None
     duration: Duration | None = None
     model: str | None = None
+    key: str | None = None  # only requests made with this API key
     retry_after: Duration | None = None
     status: Literal[500, 502, 503] | None = None  # server_error: fixed status, else a pick
     hang: Duration | None = None  # hang: how long to hold the request before closing
@@ -204,8 +205,8 @@ class FaultSpec(_Strict):
                 raise ValueError(f"'{key}' applies only to kind {kind}")
         if self.retry_after is not None and self.kind not in ("rate_limited", "overloaded"):
             raise ValueError("'retry_after' applies only to kinds rate_limited and overloaded")
-        if self.model is not None and self.kind == "outage":
-            raise ValueError("an outage takes the whole provider down: drop 'model'")
+        if (self.model is not None or self.key is not None) and self.kind == "outage":
+            raise ValueError("an outage takes the whole provider down: drop 'model' and 'key'")
         return self
 
     @property
@@ -245,7 +246,8 @@ class Scenario(_Strict):
         return self.model_copy(update={"providers": providers})
 
     def secrets(self) -> list[str]:
-        return [k for spec in self.providers.values() for k in (spec.keys or [])]
+        keys = [k for spec in self.providers.values() for k in (spec.keys or [])]
+        return keys + [f.key for f in self.faults if f.key]
 
 
 class ScenarioError(ValueError):

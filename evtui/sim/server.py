@@ -87,7 +87,7 @@ class SimStats:
 
 
 class _Fault:
-    __slots__ = ("end", "model", "rate", "spec", "start")
+    __slots__ = ("end", "key", "model", "rate", "spec", "start")
 
     def __init__(self, spec: FaultSpec) -> None:
         self.spec = spec
@@ -95,6 +95,7 @@ class _Fault:
         self.end = spec.end
         self.rate = spec.rate
         self.model = spec.model
+        self.key = spec.key
 
 
 class _Lane:
@@ -119,12 +120,15 @@ class _Lane:
         self.faults = [f for f in mine if f.spec.kind != "outage"]
         self.outages = [f for f in mine if f.spec.kind == "outage"]
 
-    def draw(self, faults: list[_Fault], now: float, model: str | None) -> FaultSpec | None:
+    def draw(
+        self, faults: list[_Fault], now: float, model: str | None, key: str | None = None
+    ) -> FaultSpec | None:
         """The first active fault that fires for this request (seeded draws)."""
         for f in faults:
             if (
                 f.start <= now < f.end
                 and (f.model is None or f.model == model)
+                and (f.key is None or f.key == key)
                 and (f.rate >= 1.0 or self.rng.random() < f.rate)
             ):
                 return f.spec
@@ -342,7 +346,7 @@ class SimServer:
             if lane.limiter.enabled:
                 lim = lane.limiter.get(key, parsed.model, now)
             input_tokens, image_tokens = self._measure(proto, parsed)
-            fault = lane.draw(lane.faults, now, parsed.model) if lane.faults else None
+            fault = lane.draw(lane.faults, now, parsed.model, key) if lane.faults else None
             if fault is not None:
                 self.stats.faults[lane.name, fault.kind] += 1
                 if fault.kind == "rate_limited":
