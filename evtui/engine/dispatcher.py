@@ -337,13 +337,13 @@ class Engine:
             for slot in slots:
                 if self._draining or self._commit_error is not None:
                     return
-                if not self._within_budget(fw, slot):
-                    return
                 await gate.acquire()
-                if self._draining:
+                est = self._within_budget(fw, slot)
+                if self._draining or est is None:
                     gate.release()
                     return
-                task = asyncio.create_task(self._serve(fw, slot))
+                self.reserved += est
+                task = asyncio.create_task(self._serve(fw, slot, est))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
 
@@ -354,14 +354,19 @@ class Engine:
             exc = task.exception()
             self._event("error", f"internal error: {type(exc).__name__}: {exc}")
 
-    def _within_budget(self, fw: FrameWork, slot: str) -> bool:
+    def _within_budget(self, fw: FrameWork, slot: str) -> float | None:
+        """The frame × slot's worst-case cost when the budget allows it, else None.
+
+        Reserved at dispatch and held until the frame finishes, so frames queued for a
+        grant count too: the projection never assumes they are free.
+        """
         budget = self.cfg.budget_usd
         if budget is None:
-            return True
+            return 0.0
         cands = self.targets if slot == ROUTE_SLOT else [self.by_id[slot]]
         est = max((t.cost_for(t.tokens_for(fw.image_for(t.id))) for t in cands), default=0.0)
         if self.spend + self.reserved + est <= budget:
-            return True
+            return est
         self.state = "budget"
         self.message = (
             f"budget ${budget:,.2f} reached: spent ${self.spend:,.4f}, "
@@ -369,11 +374,11 @@ class Engine:
         )
         self._event("budget", self.message)
         self._draining = True
-        return False
+        return None
 
     # -- one frame × slot ----------------------------------------------------------------
 
-    async def _serve(self, fw: FrameWork, slot: str) -> None:
+    async def _serve(self, fw: FrameWork, slot: str, reserved: float = 0.0) -> None:
         route = Route(fw.index, slot)
         try:
             await self._walk(fw, slot, route)
@@ -381,6 +386,8 @@ class Engine:
             reason = f"internal error: {type(e).__name__}: {self._clean(str(e))}"
             self._event("error", f"frame {fw.index} {slot}: {reason}")
             self._finish(fw, slot, route, None, None, "failed", reason)
+        finally:
+            self.reserved -= reserved
 
     async def _walk(self, fw: FrameWork, slot: str, route: Route) -> None:
         if fw.skip_reason:
@@ -505,7 +512,6 @@ class Engine:
         )
         key = lane.key.secret
         http = t.adapter.build(req, key)
-        self.reserved += grant.cost
         lc, tc = lane.counters, t.counters
         lc.requests += 1
         tc.requests += 1
@@ -516,8 +522,6 @@ class Engine:
             )
         except ProviderError as e:
             result = e
-        finally:
-            self.reserved -= grant.cost
         now = self._clock()
         latency = now - start
         if isinstance(result, Completion):

@@ -281,6 +281,8 @@ class Router:
                 if isinstance(got, Lane):
                     chosen.first_picks += 1
                     return self._take(got, tokens)
+                if got == math.inf:
+                    return got  # still only waiting on a probe or a release
             want.choice = None  # out of budget or unhealthy now: draw again
         cands: list[tuple[TargetState, Lane | None, int]] = []
         wait = math.inf
@@ -300,6 +302,8 @@ class Router:
             got = self._lane_for(t, tokens, now, None)
             if isinstance(got, Lane):
                 cands.append((t, got, tokens))
+            elif got == math.inf:
+                cands.append((t, None, tokens))  # waiting on a probe: stays in the draw
             elif got < wait:
                 wait = got
         if not cands:
@@ -323,7 +327,7 @@ class Router:
             t, lane, tokens = pick
         if lane is None:
             want.choice = t
-            return math.inf  # its concurrency cap is full: wait for a release
+            return math.inf  # at its concurrency cap or probing: wait for a release
         t.first_picks += 1
         return self._take(lane, tokens)
 

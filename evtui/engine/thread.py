@@ -8,6 +8,7 @@ ever touched by its own loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import Any
@@ -82,10 +83,8 @@ class EngineThread:
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
                 loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # closed between the check and the call
-                pass
 
     def pause(self) -> None:
         self._call(self.engine.pause)
