@@ -388,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sim)
 
     from evtui.cli_config import add_config_parser
+    from evtui.cli_run import add_run_parser
 
+    add_run_parser(sub)
     add_config_parser(sub)
     return p
 

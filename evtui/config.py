@@ -240,6 +240,7 @@ class Render(_Strict):
     height: int | None = Field(default=None, gt=0, le=16384)
     format: Literal["jpeg", "png", "webp"] = "jpeg"
     quality: int = Field(default=85, ge=1, le=100)
+    min_events: int = Field(default=20, ge=0)  # fewer: skipped as near-empty, never sent
 
     @field_validator("window", mode="before")
     @classmethod
@@ -759,7 +760,8 @@ def describe_routing(cfg: Config) -> str:
     size = f" {rd.width}x{rd.height}" if rd.width and rd.height else ""
     overlap = f" overlap {rd.overlap}" if rd.overlap else ""
     lines.append(
-        f"render: {rd.method}, window {rd.window}{overlap}{size}, {rd.format} q{rd.quality}"
+        f"render: {rd.method}, window {rd.window}{overlap}{size}, {rd.format} q{rd.quality}; "
+        f"windows under {rd.min_events} events skipped"
     )
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ and the index is cached under the file's content fingerprint."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from evtui.events import recording as recmod
 from evtui.events.recording import Recording, file_fingerprint
 from evtui.events.windows import WindowSpec
 from tests.test_windows import events_with_jitter
+
+SAMPLE_EVT3 = Path(__file__).resolve().parent.parent / "sample_data" / "sample.evt3.raw"
 
 
 @pytest.fixture
@@ -118,3 +121,27 @@ def test_stats_and_inferred_geometry(npz_file):
     duration_s = (int(ev["t"].max()) - int(ev["t"][0]) + 1) / 1e6
     assert idx.mean_rate == pytest.approx(len(ev) / duration_s, rel=1e-6)
     assert idx.peak_rate >= idx.mean_rate
+
+
+@pytest.mark.parametrize(
+    "window,overlap,start,end",
+    [
+        ("33ms", None, None, None),
+        ("50ms", "50%", None, None),
+        ("20000ev", "50%", None, None),
+        ("10ms", None, "1s", "3s"),
+    ],
+)
+def test_windows_between_equals_the_same_windows_streamed(window, overlap, start, end):
+    rec = Recording(SAMPLE_EVT3)
+    spec = WindowSpec.parse(window, overlap=overlap, start=start, end=end)
+    n = rec.window_count(spec)
+    every = list(rec.windows(spec))
+    assert len(every) == n
+    for k0, k1 in [(0, min(10, n)), (min(5, n - 2), min(40, n)), (n // 2, n // 2 + 3), (n - 7, n)]:
+        got = list(rec.windows_between(spec, k0, k1))
+        assert [w.index for w in got] == list(range(k0, k1))
+        for w in got:
+            ref = every[w.index]
+            assert (w.t0_us, w.t1_us) == (ref.t0_us, ref.t1_us)
+            assert np.array_equal(w.events, ref.events)

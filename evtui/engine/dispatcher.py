@@ -285,11 +285,14 @@ class Engine:
         frames: Iterable[FrameWork] | AsyncIterable[FrameWork],
         *,
         total: int | None = None,
+        slots_total: int | None = None,
         slots_for: Callable[[FrameWork], Sequence[str]] | None = None,
     ) -> RunResult:
         """Caption every frame in every slot it still needs; returns how it ended."""
         self.frames_total = total
-        self.slots_total = total * len(self.slots) if total is not None else None
+        if slots_total is None and total is not None:
+            slots_total = total * len(self.slots)
+        self.slots_total = slots_total
         self._started = self._clock()
         self.state = "running"
         self._gate = asyncio.Semaphore(self.cfg.engine.max_in_flight)

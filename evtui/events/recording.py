@@ -23,6 +23,7 @@ from evtui.events.index import (
     cache_dir,
 )
 from evtui.events.io import DEFAULT_BLOCK_BYTES, EventReader, open_recording
+from evtui.events.io.base import BACKWARD_TOLERANCE_US
 from evtui.events.types import EVENT_DTYPE, concat_events
 from evtui.events.windows import (
     Window,
@@ -172,6 +173,35 @@ class Recording:
             ev = concat_events(parts)
             return Window(k, t0, t1, sort_by_time(ev))
         return self._count_window(spec, k)
+
+    def windows_between(self, spec: WindowSpec, k0: int, k1: int) -> Iterator[Window]:
+        """Windows k0 … k1-1 in order, decoded from the checkpoint before window k0: how a
+        worker renders its share of a recording without reading what comes before it.
+        Count windows are located one by one (each from its nearest checkpoint)."""
+        if k1 <= k0:
+            return
+        if spec.duration_us is None:
+            for k in range(k0, k1):
+                yield self.window(spec, k)
+            return
+        idx = self.index()
+        start = spec.start_us if spec.start_us is not None else idx.t_first
+        t0 = start + k0 * spec.step
+        t_end = start + (k1 - 1) * spec.step + spec.duration_us
+        if spec.end_us is not None:
+            t_end = min(t_end, spec.end_us)
+        # Decode a little past the end, so empty windows at the range's end are emitted.
+        i, j = idx.entries_for_time(t0 - BACKWARD_TOLERANCE_US, t_end + BACKWARD_TOLERANCE_US)
+        j = min(j + 1, len(idx.positions))
+        sub = WindowSpec(
+            duration_us=spec.duration_us, stride=spec.stride, start_us=t0, end_us=t_end
+        )
+        for w in slice_duration_windows(self._decode(i, j), sub):
+            k = k0 + w.index
+            if k >= k1:
+                return
+            w.index = k
+            yield w
 
     def _decode(self, i: int, j: int) -> Iterator[np.ndarray]:
         """Events of index entries [i, j), decoded from entry i's checkpoint."""

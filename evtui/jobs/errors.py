@@ -32,8 +32,7 @@ class JobMismatch(JobError):
         lines = [f"{run_dir} was started with settings that would change its results:"]
         lines += [f"  {d}" for d in self.differences]
         lines.append(
-            "  (continue anyway with on_mismatch='force', or start a fresh run beside it"
-            " with on_mismatch='new')"
+            "  (--force continues anyway; --new starts a fresh run beside it)"
         )
         super().__init__("\n".join(lines))
 

@@ -28,6 +28,8 @@ HARMLESS: tuple[str, ...] = (
     "config.cache.*",
     "config.prices",
     "config.prices.*",
+    "config.engine",
+    "config.engine.*",
     "config.targets[*].weight",
     "config.targets[*].fallbacks",
     "config.providers.*.keys",
