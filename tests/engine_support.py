@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,3 +85,37 @@ async def run(
         eng = Engine(cfg, commit=sink, time_scale=time_scale, seed=1, **engine_kw)
         result = await eng.run(frames(n), total=n)
         return Run(result, sink, eng, Counter(sim.stats.requests), sim)
+
+
+@contextlib.contextmanager
+def sim_in_thread(scenario: str = "{}", describer: Any = False) -> Iterator[SimServer]:
+    """A simulator on its own thread and loop, for tests that run evtui as a subprocess."""
+    scen = parse_scenario(scenario) if scenario.strip() != "{}" else None
+    loop = asyncio.new_event_loop()
+    box: list[SimServer] = []
+    started = threading.Event()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with SimServer(scen, describer=describer) as sim:
+            box.append(sim)
+            started.set()
+            await stop.wait()
+
+    t = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    t.start()
+    if not started.wait(20):
+        raise RuntimeError("simulator did not start")
+    try:
+        yield box[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        t.join(20)
+        loop.close()
+
+
+def write_config(path: Path, text: str, sim: SimServer) -> Path:
+    for p in ("openai", "anthropic", "gemini", "compat"):
+        text = text.replace(f"@{p}", sim.base_url(p))
+    path.write_text(text)
+    return path

@@ -1,0 +1,174 @@
+"""`evtui run … --no-ui` as a user runs it: a real subprocess against the simulator.
+
+Includes the kill-safety test of issue 5: SIGKILL a 2,000-frame run at random moments,
+resume, and check that nothing was lost, nothing recorded twice, and that requests paid
+twice are bounded by what could have been in flight at each kill.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from evtui.events.recording import Recording
+from evtui.events.windows import WindowSpec
+from tests.engine_support import KEYS, sim_in_thread, write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "sample.evt3.raw"
+
+CONFIG = """
+providers:
+  openai: {protocol: openai, base_url: "@openai", keys: [{key: "${EVTUI_T_KEY1}"}]}
+  anthropic: {protocol: anthropic, base_url: "@anthropic", keys: [{key: "${EVTUI_T_KEY3}"}]}
+targets:
+  - {id: anthropic/claude-haiku-4-5, weight: 1, fallbacks: [openai/gpt-4o]}
+  - {id: openai/gpt-4o, weight: 1}
+prompts: {default: {text: Describe the frame.}}
+render: {window: 33ms, overlap: "%(overlap)s", width: 160, height: 120}
+engine: {max_in_flight: %(inflight)d}
+"""
+
+
+def evtui(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **KEYS}
+    return subprocess.run(
+        [sys.executable, "-m", "evtui.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def lines(path: Path) -> list[dict]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def test_run_completes_and_resumes_without_sending_again(tmp_path: Path) -> None:
+    with sim_in_thread() as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 64}, sim)
+        run_dir = tmp_path / "run"
+        r = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(run_dir))
+        assert r.returncode == 0, r.stderr
+        caps = lines(run_dir / "captions.jsonl")
+        assert len(caps) == 364 == len({c["frame"] for c in caps})
+        for c in caps:
+            assert {"frame", "target", "caption", "cost_usd", "cache_hit"} <= set(c)
+            assert c["caption"] and c["target"] in ("anthropic/claude-haiku-4-5", "openai/gpt-4o")
+        sent = sim.stats.count()
+        assert sent == 364
+        assert "anthropic/claude-haiku-4-5" in r.stderr  # the per-target summary
+        again = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(run_dir))
+        assert again.returncode == 0, again.stderr
+        assert "0 frame×slot pairs to do" in again.stderr
+        assert sim.stats.count() == sent
+        assert len(lines(run_dir / "captions.jsonl")) == 364
+        # A change that would change results is refused, naming it.
+        changed = write_config(
+            tmp_path / "job2.yaml", CONFIG % {"overlap": "10%", "inflight": 64}, sim
+        )
+        refused = evtui("run", str(changed), str(SAMPLE), "--no-ui", "--run-dir", str(run_dir))
+        assert refused.returncode == 2
+        assert "render.overlap" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_bad_config_and_bad_recording_exit_2_with_one_line_each(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers: {}\ntargets: []\nprompts: {}\nmode: fast\n")
+    r = evtui("run", str(bad), str(SAMPLE), "--no-ui", "--run-dir", str(tmp_path / "r"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "mode" in r.stderr and str(bad) in r.stderr
+    with sim_in_thread() as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 8}, sim)
+        junk = tmp_path / "junk.raw"
+        junk.write_bytes(b"\x00\x01garbage" * 100)
+        r = evtui("run", str(cfg), str(junk), "--no-ui", "--run-dir", str(tmp_path / "r2"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(junk) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_two_processes_on_one_run_the_second_refuses(tmp_path: Path) -> None:
+    scen = "providers:\n  anthropic: {latency_ms: 200}\n  openai: {latency_ms: 200}\n"
+    with sim_in_thread(scen) as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 4}, sim)
+        run_dir = tmp_path / "run"
+        env = {**os.environ, **KEYS}
+        first = subprocess.Popen(
+            [sys.executable, "-m", "evtui.cli", "run", str(cfg), str(SAMPLE), "--no-ui",
+             "--run-dir", str(run_dir)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not (run_dir / "captions.jsonl").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            second = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(run_dir))
+            assert second.returncode == 2
+            assert str(first.pid) in second.stderr and "Traceback" not in second.stderr
+        finally:
+            first.send_signal(signal.SIGINT)
+            out = first.communicate(timeout=60)[1]
+        assert first.returncode == 130, out
+        assert "run the same command to continue" in out
+
+
+@pytest.mark.parametrize("kills", [10])
+def test_sigkill_at_random_moments_loses_nothing_and_pays_twice_only_in_flight(
+    tmp_path: Path, kills: int
+) -> None:
+    inflight = 16
+    scen = "providers:\n  anthropic: {latency_ms: 40}\n  openai: {latency_ms: 40}\n"
+    rng = random.Random(20261122)
+    with sim_in_thread(scen) as sim:
+        # 82 % overlap: 2,000 windows from the 12 s sample.
+        cfg = write_config(
+            tmp_path / "job.yaml", CONFIG % {"overlap": "82%", "inflight": inflight}, sim
+        )
+        run_dir = tmp_path / "run"
+        env = {**os.environ, **KEYS}
+        argv = [sys.executable, "-m", "evtui.cli", "run", str(cfg), str(SAMPLE), "--no-ui",
+                "--run-dir", str(run_dir)]  # fmt: skip
+        done_after: list[int] = []
+        for _ in range(kills):
+            p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)  # fmt: skip
+            # Wait until it is sending, then kill at a random moment.
+            before = sim.stats.count()
+            deadline = time.monotonic() + 30
+            while sim.stats.count() == before and time.monotonic() < deadline:
+                if p.poll() is not None:
+                    break
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.4))
+            p.send_signal(signal.SIGKILL)
+            p.wait(30)
+            caps = run_dir / "captions.jsonl"
+            done_after.append(len(caps.read_bytes().splitlines()) if caps.exists() else 0)
+        final = evtui("run", *argv[4:], timeout=300)
+        assert final.returncode == 0, final.stderr
+        paid = sim.stats.count(status=200)
+    assert done_after[-1] < 2000  # the kills really interrupted the job
+    caps = lines(run_dir / "captions.jsonl")  # every line parses
+    per_frame = Counter(c["frame"] for c in caps)
+    n = len(per_frame)
+    expected = Recording(SAMPLE).window_count(WindowSpec.parse("33ms", overlap="82%"))
+    assert expected >= 2000
+    skipped = {x["frame"] for x in lines(run_dir / "ledger.jsonl") if x["state"] == "skipped"}
+    assert all(x["reason"].startswith("near-empty") for x in lines(run_dir / "ledger.jsonl"))
+    assert set(per_frame.values()) == {1}  # exactly one done record each
+    assert n + len(skipped) == expected and not skipped & set(per_frame)
+    assert all(c["caption"] for c in caps)
+    # Paid twice: answers the provider gave that never became durable before a kill.
+    assert paid - n <= kills * inflight
+    assert len((run_dir / "trace.jsonl").read_bytes().splitlines()) >= n
