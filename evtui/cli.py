@@ -388,9 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sim)
 
     from evtui.cli_config import add_config_parser
+    from evtui.cli_jobs import add_job_parsers
     from evtui.cli_run import add_run_parser
 
     add_run_parser(sub)
+    add_job_parsers(sub)
     add_config_parser(sub)
     return p
 

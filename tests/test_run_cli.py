@@ -74,6 +74,35 @@ def test_run_completes_and_resumes_without_sending_again(tmp_path: Path) -> None
         assert "0 frame×slot pairs to do" in again.stderr
         assert sim.stats.count() == sent
         assert len(lines(run_dir / "captions.jsonl")) == 364
+        # status, explain and export read the finished run.
+        st = evtui("status", str(run_dir), "--json")
+        assert st.returncode == 0, st.stderr
+        counts = orjson.loads(st.stdout)
+        assert (counts["done"], counts["failed"], counts["skipped"], counts["pending"]) == (
+            364,
+            0,
+            0,
+            0,
+        )
+        ex = evtui("explain", str(run_dir), "7")
+        assert ex.returncode == 0
+        assert "weighted pick" in ex.stdout and "HTTP 200" in ex.stdout and "caption (" in ex.stdout
+        assert "key#1" in ex.stdout and KEYS["EVTUI_T_KEY1"] not in ex.stdout
+        out = tmp_path / "wds"
+        wd = evtui("export", str(run_dir), "--format", "webdataset", "-o", str(out),
+                   "--shard-size", "200")  # fmt: skip
+        assert wd.returncode == 0, wd.stderr
+        import tarfile
+
+        with tarfile.open(out / "000000.tar") as tar:
+            names = tar.getnames()
+            assert names[:3] == ["000000000.png", "000000000.json", "000000000.txt"]
+            png = tar.extractfile(names[0]).read()  # type: ignore[union-attr]
+            assert png.startswith(b"\x89PNG")
+        assert sorted(p.name for p in out.iterdir()) == ["000000.tar", "000001.tar"]
+        csv = evtui("export", str(run_dir), "--format", "csv", "-o", str(tmp_path / "c.csv"))
+        assert csv.returncode == 0
+        assert len((tmp_path / "c.csv").read_text().splitlines()) == 365
         # A change that would change results is refused, naming it.
         changed = write_config(
             tmp_path / "job2.yaml", CONFIG % {"overlap": "10%", "inflight": 64}, sim
