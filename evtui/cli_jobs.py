@@ -166,7 +166,7 @@ def _export_webdataset(run_dir: Path, manifest: dict[str, Any], out: Path, shard
     from evtui.events.windows import WindowSpec
     from evtui.frames.encode import EncodeSpec
     from evtui.frames.pipeline import FramePlan, encoded_windows, make_executor
-    from evtui.jobs.export import frame_samples, write_webdataset
+    from evtui.jobs.export import ShardWriter, frame_samples
 
     man = manifest.get("manifest", manifest)
     render = man["render"]
@@ -179,16 +179,16 @@ def _export_webdataset(run_dir: Path, manifest: dict[str, Any], out: Path, shard
     )
     samples = dict(frame_samples(run_dir))
 
-    async def pngs() -> list[tuple[int, bytes, dict[str, Any]]]:
-        with make_executor("process") as pool:
-            return [
-                (ew.index, ew.data, samples[ew.index])
-                async for ew in encoded_windows(plan, sorted(samples), executor=pool)
-            ]
+    async def write() -> int:
+        # Streamed: each PNG is written as it arrives, never all held in memory.
+        n = 0
+        with make_executor("process") as pool, ShardWriter(out, shard_size=shard) as w:
+            async for ew in encoded_windows(plan, sorted(samples), executor=pool):
+                w.write(ew.index, ew.data, samples.pop(ew.index))
+                n += 1
+        return n
 
-    items = asyncio.run(pngs())
-    write_webdataset(items, out, shard_size=shard)
-    return len(items)
+    return asyncio.run(write())
 
 
 def add_job_parsers(subparsers: Any) -> None:
