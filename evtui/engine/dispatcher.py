@@ -257,8 +257,29 @@ class Engine:
             self.router.set_paused(False)
             self._event("resumed", "resumed")
 
+    def submit(self, fw: FrameWork, slots: Sequence[str] | None = None) -> None:
+        """Caption `fw` again now (a rerun from the UI), outside the frame source.
+
+        Reruns bypass the in-flight gate (they are few and user-driven) and are marked
+        `rerun` in their results, so the job keeps the first answer and the new one.
+        """
+        if self._stopping:
+            return
+        if self.state == "idle":
+            self.state = "running"
+        for slot in slots or self.slots:
+            task = asyncio.create_task(self._serve(fw, slot, 0.0, rerun=True))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        idle = getattr(self, "_idle", None)
+        if idle is not None:
+            idle.set()
+
     def drain(self) -> None:
         """Stop taking new frames; finish what is in flight or waiting, then return."""
+        idle = getattr(self, "_idle", None)
+        if idle is not None:
+            idle.set()
         if not self._draining:
             self._draining = True
             if self.state in ("running", "paused"):
@@ -269,6 +290,9 @@ class Engine:
     def stop(self) -> None:
         """Stop now: waiting frames are dropped (they stay pending for a resume)."""
         self._draining = self._stopping = True
+        idle = getattr(self, "_idle", None)
+        if idle is not None:
+            idle.set()
         self.router.fail_waiting()
         for task in list(self._tasks):
             task.cancel()
@@ -287,8 +311,13 @@ class Engine:
         total: int | None = None,
         slots_total: int | None = None,
         slots_for: Callable[[FrameWork], Sequence[str]] | None = None,
+        keep_alive: bool = False,
     ) -> RunResult:
-        """Caption every frame in every slot it still needs; returns how it ended."""
+        """Caption every frame in every slot it still needs; returns how it ended.
+
+        `keep_alive` (interactive sessions): once the frames are done, keep serving
+        `submit`ted reruns until `drain` or `stop`.
+        """
         self.frames_total = total
         if slots_total is None and total is not None:
             slots_total = total * len(self.slots)
@@ -300,10 +329,18 @@ class Engine:
         self._closing = False
         committer = asyncio.create_task(self._commit_loop())
         ticker = asyncio.create_task(self._snapshot_loop())
+        self._idle = asyncio.Event()
         try:
             await self._feed(frames, slots_for)
-            while self._tasks:
-                await asyncio.wait(list(self._tasks))
+            while True:
+                while self._tasks:
+                    await asyncio.wait(list(self._tasks))
+                if not keep_alive or self._draining:
+                    break
+                if self.state == "running":
+                    self.state = "idle"
+                self._idle.clear()
+                await self._idle.wait()  # a submit or a drain/stop wakes it
         except asyncio.CancelledError:
             self.stop()
             raise
@@ -352,7 +389,7 @@ class Engine:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._gate.release()
+        self._gate.release()  # only fed tasks hold the gate; reruns bypass it
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             self._event("error", f"internal error: {type(exc).__name__}: {exc}")
@@ -381,8 +418,11 @@ class Engine:
 
     # -- one frame × slot ----------------------------------------------------------------
 
-    async def _serve(self, fw: FrameWork, slot: str, reserved: float = 0.0) -> None:
+    async def _serve(
+        self, fw: FrameWork, slot: str, reserved: float = 0.0, *, rerun: bool = False
+    ) -> None:
         route = Route(fw.index, slot)
+        route.rerun = rerun
         try:
             await self._walk(fw, slot, route)
         except Exception as e:  # a bug must not lose the frame silently
@@ -671,6 +711,8 @@ class Engine:
             "output_tokens": result["output_tokens"],
             "cost_usd": cost,
         }
+        if route.rerun:
+            result["rerun"] = True
         self._results.append(result)
         self._traces.append(route.as_dict(final))
         if len(self._results) >= 2000:

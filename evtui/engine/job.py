@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,17 @@ import numpy as np
 from evtui.config import Config
 from evtui.engine.dispatcher import Engine, RunResult
 from evtui.engine.records import ROUTE_SLOT, FrameWork
+from evtui.engine.thread import EngineThread
 from evtui.events.recording import Recording
 from evtui.events.windows import WindowSpec
 from evtui.frames.encode import EncodeSpec
-from evtui.frames.pipeline import EncodedWindow, FramePlan, encoded_windows, make_executor
+from evtui.frames.pipeline import (
+    EncodedWindow,
+    FramePlan,
+    encoded_windows,
+    make_executor,
+    render_range,
+)
 from evtui.jobs import JobStore
 from evtui.providers.images import provider_resize
 from evtui.providers.types import ImagePart
@@ -220,6 +227,46 @@ class Job:
         return await self.engine.run(
             self.frames(), total=len(todo.frames), slots_total=todo.count, slots_for=todo.slots_for
         )
+
+    def start_thread(self, *, keep_alive: bool = True) -> EngineThread:
+        """Run on the engine's own thread (the TUI's way); reruns are served until drained."""
+        todo = self.todo
+        th = EngineThread(
+            self.engine,
+            self.frames(),
+            total=len(todo.frames),
+            slots_total=todo.count,
+            slots_for=todo.slots_for,
+            keep_alive=keep_alive,
+        )
+        self.thread = th.start()
+        return th
+
+    def preview(self, k: int, method: str | None = None) -> np.ndarray:
+        """Window k rendered as the job renders it (or with another `method`): RGB uint8.
+
+        Rendered here, in the caller's thread: one window costs about a millisecond.
+        """
+        plan = self.plan if method is None else replace(self.plan, method=method, params=())
+        plan = replace(plan, keep_pixels=True, min_events=0)
+        (ew,) = render_range(plan, k, k + 1)
+        assert ew.pixels is not None
+        return ew.pixels
+
+    def encoded(self, k: int) -> FrameWork:
+        """Window k as the engine sends it (for a rerun)."""
+        (ew,) = render_range(self.plan, k, k + 1)
+        return frame_work(ew)
+
+    def rerun(self, k: int, slots: Sequence[str] | None = None) -> None:
+        """Caption window k again on `slots` (default: every slot of the job), from any
+        thread; results arrive as caption events and are stored with `rerun: true`."""
+        fw = replace(self.encoded(k), skip_reason=None)
+        th = getattr(self, "thread", None)
+        if th is not None:
+            th.submit(fw, slots)
+        else:
+            self.engine.submit(fw, slots)
 
     def close(self) -> None:
         try:

@@ -88,9 +88,10 @@ class Route:
     attempts: list[Attempt] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
     cache: str = "off"  # off | miss | exact | near
+    rerun: bool = False
 
     def as_dict(self, final: Mapping[str, Any]) -> dict[str, Any]:
-        return {
+        d = {
             "frame": self.frame,
             "slot": self.slot,
             "pick": self.pick,
@@ -99,6 +100,9 @@ class Route:
             "cache": self.cache,
             "final": dict(final),
         }
+        if self.rerun:
+            d["rerun"] = True
+        return d
 
     def summary(self) -> str:
         """One line for the caption column: 'key#2 429 → fell back → ok 1.4 s'."""

@@ -27,13 +27,17 @@ class EngineThread:
         frames: Iterable[FrameWork] | AsyncIterable[FrameWork],
         *,
         total: int | None = None,
+        slots_total: int | None = None,
         slots_for: Callable[[FrameWork], Sequence[str]] | None = None,
+        keep_alive: bool = False,
         name: str = "evtui-engine",
     ) -> None:
         self.engine = engine
         self._frames = frames
         self._total = total
         self._slots_for = slots_for
+        self._slots_total = slots_total
+        self._keep_alive = keep_alive
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self.result: RunResult | None = None
@@ -47,7 +51,13 @@ class EngineThread:
         self._ready.set()
         try:
             self.result = loop.run_until_complete(
-                self.engine.run(self._frames, total=self._total, slots_for=self._slots_for)
+                self.engine.run(
+                    self._frames,
+                    total=self._total,
+                    slots_total=self._slots_total,
+                    slots_for=self._slots_for,
+                    keep_alive=self._keep_alive,
+                )
             )
         except BaseException as e:  # reported to the client thread, never lost
             self.error = e
@@ -100,3 +110,6 @@ class EngineThread:
 
     def set_weight(self, target: str, weight: float) -> None:
         self._call(self.engine.set_weight, target, weight)
+
+    def submit(self, fw: FrameWork, slots: Sequence[str] | None = None) -> None:
+        self._call(self.engine.submit, fw, slots)
