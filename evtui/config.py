@@ -293,6 +293,16 @@ class Engine(_Strict):
         return self
 
 
+class Guard(_Strict):
+    """Caption guard: flag answers that are not captions, reroute and pause on them."""
+
+    enabled: bool = True
+    reroute: bool = True  # empty, refusal, asks-for-image: try the next target in the chain
+    pause_rate: float = Field(default=0.2, gt=0, le=1)  # over the last `window` answers
+    window: int = Field(default=100, ge=5, le=100_000)
+    boilerplate_frames: int = Field(default=20, ge=2, le=1_000_000)
+
+
 class LongContextPrice(_Strict):
     above: int = Field(gt=0)
     input: float | None = Field(default=None, ge=0)
@@ -325,6 +335,7 @@ class Config(_Strict):
     render: Render = Field(default_factory=Render)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     engine: Engine = Field(default_factory=Engine)
+    guard: Guard = Field(default_factory=Guard)
     _source: str = PrivateAttr(default="")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 

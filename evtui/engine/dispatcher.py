@@ -33,6 +33,7 @@ from typing import Any
 
 from evtui.config import Config
 from evtui.engine.backoff import backoff_s
+from evtui.engine.guard import REROUTABLE, CaptionGuard, GuardSettings
 from evtui.engine.health import BreakerPolicy
 from evtui.engine.pacing import Concurrency, LanePacer
 from evtui.engine.records import ROUTE_SLOT, Attempt, FrameWork, Route
@@ -150,6 +151,7 @@ class Engine:
         self.state = "starting"
         self.message = ""
         self._clock = time.monotonic
+        self.guard = CaptionGuard(GuardSettings(**cfg.guard.model_dump()))
         self._build_targets()
         self.router = Router(self.targets, clock=self._clock, rng=self.rng)
         self.done = self.failed = self.skipped = 0
@@ -458,8 +460,19 @@ class Engine:
         while True:
             t_wait = clock()
             grant = await self.router.acquire(want)
+            if grant is None and chain is None:
+                # Every weighted target is out of use: their fallbacks carry the frame.
+                order = self._fallback_order()
+                if order:
+                    want = Want(order, image)
+                    grant = await self.router.acquire(want)
             if grant is NO_ROUTE or grant is None:
-                reason = "no usable key left on any target of this frame's chain"
+                paused = [x for x in (chain or self.targets) if x.paused]
+                reason = (
+                    f"{paused[0].id} paused: {paused[0].paused}"
+                    if paused
+                    else "no usable key left on any target of this frame's chain"
+                )
                 if last is not None:
                     reason += f" (last error: {self._clean(str(last))})"
                 self._finish(fw, slot, route, last_target, None, "failed", reason)
@@ -478,7 +491,20 @@ class Engine:
             waited = clock() - t_wait
             outcome = await self._attempt(grant, image(t), route, waited)
             if isinstance(outcome, Completion):
-                self._finish(fw, slot, route, t, outcome, "done", None)
+                flags = self._guard(t, outcome, fw)
+                rest = [x for x in chain if x.id not in tried and x is not t and x.alive()]
+                if self.guard.s.reroute and REROUTABLE.intersection(flags) and rest:
+                    att = route.attempts[-1]
+                    att.outcome = "degenerate"
+                    att.note = ", ".join(flags)
+                    used += 1
+                    tried.add(t.id)
+                    route.fallbacks.append(f"{t.id} → {rest[0].id} ({att.note})")
+                    t.fallbacks_out += 1
+                    want = Want(rest, image)
+                    if used < retry.max_attempts_per_frame_target:
+                        continue
+                self._finish(fw, slot, route, t, outcome, "done", None, flags)
                 return
             err = outcome
             last = err
@@ -648,6 +674,39 @@ class Engine:
         self.router.release(grant)
         return err
 
+    def _fallback_order(self) -> list[TargetState]:
+        """Targets reachable through the weighted targets' fallback chains, in order."""
+        seen: dict[str, TargetState] = {}
+        for t in sorted(self.targets, key=lambda x: -x.weight):
+            if t.weight > 0:
+                for x in self.chains[t.id][1:]:
+                    if x.alive():
+                        seen.setdefault(x.id, x)
+        return list(seen.values())
+
+    def _guard(self, t: TargetState, comp: Completion, fw: FrameWork) -> list[str]:
+        """Flags of one answer; pauses its target when its degenerate rate runs away."""
+        flags = self.guard.check(comp.text, comp.finish_reason, fw.pixel_hash)
+        rate = self.guard.record(t.id, bool(flags))
+        if rate is not None and t.paused is None:
+            t.paused = f"{rate:.0%} of its recent answers were not captions ({', '.join(flags)})"
+            self._event(
+                "target_paused",
+                f"{t.id} paused: {t.paused}; resume it from the app or fix the prompt",
+                target=t.id,
+            )
+            self.router.pump()
+        return flags
+
+    def resume_target(self, target: str) -> None:
+        """Put a target the guard paused back into use."""
+        t = self.by_id[target]
+        if t.paused is not None:
+            t.paused = None
+            self.guard.reset(target)
+            self._event("target_resumed", f"{target} back in use", target=target)
+            self.router.pump()
+
     def _price(self, model: str, usage: Any) -> float:
         try:
             return self.prices.cost_usd(model, usage)
@@ -668,10 +727,11 @@ class Engine:
         comp: Completion | None,
         state: str,
         reason: str | None,
+        flags: list[str] | None = None,
     ) -> None:
         spec = t.spec if t is not None else None
-        flags: list[str] = []
-        if comp is not None and comp.finish_reason == "length":
+        flags = list(flags or ())
+        if comp is not None and comp.finish_reason == "length" and "truncated" not in flags:
             flags.append("truncated")
         cost = 0.0
         model = spec.model if spec is not None else None

@@ -95,6 +95,7 @@ class TargetState:
         self.first_picks = 0
         self.fallbacks_out = 0
         self.cache_hits = 0
+        self.paused: str | None = None  # why the caption guard took it out of use
         self._prompt_tokens = estimate_text_tokens((spec.system or "") + spec.prompt)
         self._estimates: dict[tuple[int, int], int] = {}
 
@@ -133,8 +134,8 @@ class TargetState:
         return any(ln.usable(now) and ln is not exclude for ln in self.lanes)
 
     def alive(self) -> bool:
-        """Has any key left at all (disabled keys never come back in this run)."""
-        return any(ln.key.disabled is None for ln in self.lanes)
+        """Not paused and has a key left (disabled keys never come back in this run)."""
+        return self.paused is None and any(ln.key.disabled is None for ln in self.lanes)
 
     def recovers_in(self, now: float, exclude: Lane | None = None) -> float:
         """When this target could next be healthy (inf when no key is left)."""

@@ -111,5 +111,8 @@ class EngineThread:
     def set_weight(self, target: str, weight: float) -> None:
         self._call(self.engine.set_weight, target, weight)
 
+    def resume_target(self, target: str) -> None:
+        self._call(self.engine.resume_target, target)
+
     def submit(self, fw: FrameWork, slots: Sequence[str] | None = None) -> None:
         self._call(self.engine.submit, fw, slots)

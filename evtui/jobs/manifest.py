@@ -30,6 +30,8 @@ HARMLESS: tuple[str, ...] = (
     "config.prices.*",
     "config.engine",
     "config.engine.*",
+    "config.guard",
+    "config.guard.*",
     "config.targets[*].weight",
     "config.targets[*].fallbacks",
     "config.providers.*.keys",

@@ -48,6 +48,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "malformed_json",
     "truncated_body",
     "outage",
+    "degenerate",
 )
 ProviderName = Literal["openai", "anthropic", "gemini", "compat"]
 FaultKind = Literal[
@@ -59,6 +60,7 @@ FaultKind = Literal[
     "malformed_json",
     "truncated_body",
     "outage",
+    "degenerate",
 ]
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
@@ -191,6 +193,8 @@ class FaultSpec(_Strict):
     retry_after: Duration | None = None
     status: Literal[500, 502, 503] | None = None  # server_error: fixed status, else a pick
     hang: Duration | None = None  # hang: how long to hold the request before closing
+    # degenerate: answer 200 with a content-free caption of this kind
+    caption: Literal["refusal", "boilerplate", "empty", "please_provide_image"] | None = None
     mode: Literal["reset", "503"] | None = None  # outage: reset connections or answer 503
 
     @model_validator(mode="after")
@@ -199,7 +203,7 @@ class FaultSpec(_Strict):
             raise ValueError("give either 'to' or 'duration', not both")
         if self.to is not None and self.to <= self.start:
             raise ValueError(f"'to' ({self.to:g}s) must be after 'from' ({self.start:g}s)")
-        only = {"status": "server_error", "hang": "hang", "mode": "outage"}
+        only = {"status": "server_error", "hang": "hang", "mode": "outage", "caption": "degenerate"}
         for key, kind in only.items():
             if getattr(self, key) is not None and self.kind != kind:
                 raise ValueError(f"'{key}' applies only to kind {kind}")

@@ -23,6 +23,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from evtui.providers.secrets import mask_secrets
+from evtui.sim.describe import degenerate_caption
 from evtui.sim.images import ImageInfo, ImageProblem, inspect_b64, standard_b64
 from evtui.sim.limits import KeyLimits, Limiter
 from evtui.sim.parsing import Parsed
@@ -472,9 +474,11 @@ class SimServer:
             if self._describer is not None and info.desc is not None:
                 text = self._describer.caption(info.desc, style)
             else:
+                # Distinct images get distinct text, so fixed captions are not boilerplate.
+                tag = zlib.crc32(parsed.images[0].payload) & 0xFFFFFF
                 text = (
                     f"A simulated caption for a {info.width}x{info.height} "
-                    f"{info.media_type.split('/')[1].upper()} frame."
+                    f"{info.media_type.split('/')[1].upper()} frame (image {tag:06x})."
                 )
             info.captions[style] = text
         return text
@@ -507,6 +511,12 @@ class SimServer:
             return web.Response(status=204)
         if lane.latency is not None:
             await asyncio.sleep(lane.latency())
+        if kind == "degenerate":
+            text = degenerate_caption(fault.caption or "refusal", proto.style)
+            out, out_tokens = proto.success(parsed, text, input_tokens, 0, rid)
+            if lim is not None:
+                lim.settle(parsed.charge_output, out_tokens)
+            return self._respond(lane, 200, out, rid, lim)
         text = self._caption(parsed, proto.style)
         body, _ = proto.success(parsed, text, input_tokens, 0, rid)
         if kind == "malformed_json":
