@@ -194,6 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             on_mismatch=mode,
             retry_failed=args.retry_failed,
             workers=args.workers,
+            metrics_port=args.metrics_port,
         )
     except (RecordingError, JobError, OSError) as e:
         print(f"evtui run: {e}", file=sys.stderr)
@@ -248,5 +249,8 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="retry frames that failed")
     p.add_argument("--workers", type=int, help="render/encode worker processes (default: cores)")
     p.add_argument("--json", action="store_true", help="JSON status lines instead of a bar")
+    p.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT (0: any)"
+    )
     p.set_defaults(func=cmd_run)
     return p

@@ -134,6 +134,7 @@ class Engine:
         reencode: Callable[[ImagePart], ImagePart] = _reencode_smaller,
         snapshot_interval_s: float = 0.1,
         commit_interval_s: float = 0.05,
+        metrics_port: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.commit = commit if commit is not None else MemorySink()
@@ -158,6 +159,9 @@ class Engine:
         self.spend = 0.0
         self.reserved = 0.0
         self.cache_hits = self.cache_lookups = 0
+        self.retries = 0
+        self.metrics_port = metrics_port
+        self.metrics: Any = None
         self.frames_total: int | None = None
         self.slots_total: int | None = None
         self._results: list[dict[str, Any]] = []
@@ -329,6 +333,12 @@ class Engine:
         self._gate = asyncio.Semaphore(self.cfg.engine.max_in_flight)
         self._commit_now = asyncio.Event()
         self._closing = False
+        if self.metrics_port is not None:
+            from evtui.engine.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self, self.metrics_port)
+            port = await self.metrics.start()
+            self._event("metrics", f"metrics at http://127.0.0.1:{port}/metrics")
         committer = asyncio.create_task(self._commit_loop())
         ticker = asyncio.create_task(self._snapshot_loop())
         self._idle = asyncio.Event()
@@ -354,6 +364,8 @@ class Engine:
             await asyncio.shield(committer)
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            if self.metrics is not None:
+                await self.metrics.stop()
             if self._client is not None and self._owns_client:
                 await self._client.close()
         if self._commit_error is not None:
@@ -581,6 +593,8 @@ class Engine:
         )
         key = lane.key.secret
         http = t.adapter.build(req, key)
+        if route.attempts:
+            self.retries += 1
         lc, tc = lane.counters, t.counters
         lc.requests += 1
         tc.requests += 1
@@ -598,8 +612,8 @@ class Engine:
             lane.probing = False
             lc.ok += 1
             tc.ok += 1
-            lc.latencies.append(latency)
-            tc.latencies.append(latency)
+            lc.observe(latency)
+            tc.observe(latency)
             lc.ring.add(now)
             tc.ring.add(now)
             u = result.usage

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from evtui.engine.pacing import PaceView
 
 RING_S = 60  # seconds of per-second history kept for rates and sparklines
 LATENCY_SAMPLES = 512
+# Latency histogram upper bounds (s), cumulative counts for Prometheus; last is +Inf.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, math.inf)
 
 
 class SecondRing:
@@ -73,9 +76,17 @@ class Counters:
     in_flight: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     ring: SecondRing = field(default_factory=SecondRing)
+    hist: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    latency_sum: float = 0.0
 
     def count(self, kind: str) -> int:
         return self.by_kind.get(kind, 0)
+
+    def observe(self, latency_s: float) -> None:
+        """A latency into the recent samples and the (non-cumulative) histogram."""
+        self.latencies.append(latency_s)
+        self.latency_sum += latency_s
+        self.hist[bisect_left(LATENCY_BUCKETS, latency_s)] += 1
 
 
 def percentile(values: list[float], q: float) -> float | None:
