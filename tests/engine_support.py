@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from evtui.frames.encode import EncodeSpec, encode_frame
 from evtui.providers.types import ImagePart
 from evtui.sim.scenario import parse_scenario
 from evtui.sim.server import SimServer
+from evtui.sim.thread import SimThread
 
 # Fake keys built at run time (a repo scan rejects key-shaped literals).
 KEYS = {f"EVTUI_T_KEY{i}": "test" + "x" * 16 + str(i) for i in range(1, 5)}
@@ -91,27 +90,8 @@ async def run(
 def sim_in_thread(scenario: str = "{}", describer: Any = False) -> Iterator[SimServer]:
     """A simulator on its own thread and loop, for tests that run evtui as a subprocess."""
     scen = parse_scenario(scenario) if scenario.strip() != "{}" else None
-    loop = asyncio.new_event_loop()
-    box: list[SimServer] = []
-    started = threading.Event()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with SimServer(scen, describer=describer) as sim:
-            box.append(sim)
-            started.set()
-            await stop.wait()
-
-    t = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    t.start()
-    if not started.wait(20):
-        raise RuntimeError("simulator did not start")
-    try:
-        yield box[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        t.join(20)
-        loop.close()
+    with SimThread(scen, describer=describer) as sim:
+        yield sim
 
 
 def write_config(path: Path, text: str, sim: SimServer) -> Path:

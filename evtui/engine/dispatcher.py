@@ -333,6 +333,7 @@ class Engine:
         self._gate = asyncio.Semaphore(self.cfg.engine.max_in_flight)
         self._commit_now = asyncio.Event()
         self._closing = False
+        self._flushing = False
         if self.metrics_port is not None:
             from evtui.engine.metrics import MetricsServer
 
@@ -349,9 +350,13 @@ class Engine:
                     await asyncio.wait(list(self._tasks))
                 if not keep_alive or self._draining:
                     break
+                await self._settle()
+                self._idle.clear()
+                if self._draining or self._tasks:
+                    continue  # a drain or a rerun arrived while settling
                 if self.state == "running":
                     self.state = "idle"
-                self._idle.clear()
+                    self._publish()
                 await self._idle.wait()  # a submit or a drain/stop wakes it
         except asyncio.CancelledError:
             self.stop()
@@ -804,11 +809,20 @@ class Engine:
             if self._commit_error is not None or (self._closing and not self._results):
                 return
 
+    async def _settle(self) -> None:
+        """Until every result so far is committed and counted (so 'idle' means done)."""
+        while self._results or self._flushing:
+            if self._commit_error is not None:
+                return
+            self._kick_commit()
+            await asyncio.sleep(0.005)
+
     async def _flush(self) -> None:
         if not self._results:
             return
         results, traces = self._results, self._traces
         self._results, self._traces = [], []
+        self._flushing = True
         try:
             await asyncio.to_thread(self.commit, results, traces)
         except Exception as e:  # disk full, read-only, …: stop, keep what is durable
@@ -816,6 +830,8 @@ class Engine:
             self._event("error", f"cannot write results: {e}")
             self.stop()
             return
+        finally:
+            self._flushing = False
         now = self._clock()
         for r in results:
             st = r["state"]
