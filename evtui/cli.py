@@ -390,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evtui.cli_config import add_config_parser
     from evtui.cli_jobs import add_job_parsers
     from evtui.cli_run import add_run_parser
+    from evtui.demo import add_demo_parser
 
+    add_demo_parser(sub)
     add_run_parser(sub)
     add_job_parsers(sub)
     add_config_parser(sub)

@@ -300,7 +300,7 @@ class Guard(_Strict):
     reroute: bool = True  # empty, refusal, asks-for-image: try the next target in the chain
     pause_rate: float = Field(default=0.2, gt=0, le=1)  # over the last `window` answers
     window: int = Field(default=100, ge=5, le=100_000)
-    boilerplate_frames: int = Field(default=20, ge=2, le=1_000_000)
+    boilerplate_frames: int = Field(default=50, ge=2, le=1_000_000)
 
 
 class LongContextPrice(_Strict):

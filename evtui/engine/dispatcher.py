@@ -706,7 +706,9 @@ class Engine:
     def _guard(self, t: TargetState, comp: Completion, fw: FrameWork) -> list[str]:
         """Flags of one answer; pauses its target when its degenerate rate runs away."""
         flags = self.guard.check(comp.text, comp.finish_reason, fw.pixel_hash)
-        rate = self.guard.record(t.id, bool(flags))
+        # Boilerplate is flagged but does not pause: a long static stretch may honestly
+        # earn the same caption on many frames.
+        rate = self.guard.record(t.id, any(f != "boilerplate" for f in flags))
         if rate is not None and t.paused is None:
             t.paused = f"{rate:.0%} of its recent answers were not captions ({', '.join(flags)})"
             self._event(

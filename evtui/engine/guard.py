@@ -3,8 +3,9 @@
 Flags: `empty`, `refusal` ("I can't help with that"), `asks_for_image` (the model did
 not see the image it was sent), `truncated` (cut off at the token limit) and
 `boilerplate` (the same text on many frames whose pixels differ). The first three are
-worth another target's try; all of them count towards a target's degenerate rate, and a
-target whose rate over its last `window` answers crosses `pause_rate` is paused: a model
+worth another target's try; all but boilerplate (a long static stretch may honestly earn
+one caption) count towards a target's degenerate rate, and a target whose rate over its
+last `window` answers crosses `pause_rate` is paused: a model
 that has started refusing everything should not be paid for another thousand refusals.
 """
 
@@ -53,7 +54,7 @@ class GuardSettings:
     reroute: bool = True
     pause_rate: float = 0.2
     window: int = 100
-    boilerplate_frames: int = 20
+    boilerplate_frames: int = 50
 
 
 class CaptionGuard:
