@@ -18,7 +18,15 @@ from evtui.config import Config, parse_config
 from evtui.sim.scenario import Scenario, parse_scenario
 from evtui.sim.thread import SimThread
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.evt3.raw"
+_SAMPLE_NAME = Path("sample_data") / "sample.evt3.raw"
+
+
+def sample_path() -> Path:
+    """The bundled sample: beside the source tree, else under the current directory."""
+    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (base / _SAMPLE_NAME).is_file():
+            return base / _SAMPLE_NAME
+    return Path(__file__).resolve().parent.parent / _SAMPLE_NAME
 
 # Stand-in keys: the simulator checks them like a provider would. Not secrets.
 DEMO_KEYS = {
@@ -102,9 +110,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from evtui.cli_run import EXIT_BAD_INPUT, Reporter, _verdict, run_headless, summary
     from evtui.engine.job import Job
 
-    if not SAMPLE.exists():
+    sample = sample_path()
+    if not sample.is_file():
         print(
-            f"evtui demo: {SAMPLE}: the bundled sample is missing (run from a clone of the repo)",
+            f"evtui demo: {_SAMPLE_NAME}: the bundled sample is missing "
+            "(run it from a clone of the evtui repository)",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
@@ -115,7 +125,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg = demo_config(sim)
         job = Job.open(
             cfg,
-            SAMPLE,
+            sample,
             run_dir,
             on_mismatch="force",  # the simulator's port changes every run: not a new job
             frames=frames,
@@ -131,7 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 else:
                     return run_app(job)
             print(
-                f"evtui demo: {job.n_frames} frames of {SAMPLE.name} through three simulated "
+                f"evtui demo: {job.n_frames} frames of {sample.name} through three simulated "
                 f"providers into {run_dir} ({job.todo.count} to do)",
                 file=err,
             )
