@@ -201,3 +201,47 @@ def test_sigkill_at_random_moments_loses_nothing_and_pays_twice_only_in_flight(
     # Paid twice: answers the provider gave that never became durable before a kill.
     assert paid - n <= kills * inflight
     assert len((run_dir / "trace.jsonl").read_bytes().splitlines()) >= n
+
+
+def _limit_file_size(limit: int):
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+
+    return apply
+
+
+def test_disk_full_mid_run_stops_cleanly_and_a_resume_finishes(tmp_path: Path) -> None:
+    with sim_in_thread() as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 16}, sim)
+        run_dir = tmp_path / "run"
+        argv = [sys.executable, "-m", "evtui.cli", "run", str(cfg), str(SAMPLE), "--no-ui",
+                "--run-dir", str(run_dir)]  # fmt: skip
+        env = {**os.environ, **KEYS}
+        full = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            preexec_fn=_limit_file_size(60_000),
+        )  # fmt: skip
+        assert full.returncode == 2, full.stderr
+        assert "Traceback" not in full.stderr
+        assert "cannot write results" in full.stderr and "File too large" in full.stderr
+        kept = lines(run_dir / "captions.jsonl")  # what was acknowledged is intact
+        assert 0 < len(kept) < 364
+        again = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(run_dir))
+        assert again.returncode == 0, again.stderr
+    caps = lines(run_dir / "captions.jsonl")
+    assert len(caps) == 364 == len({c["frame"] for c in caps})
+    assert caps[: len(kept)] == kept
+
+
+def test_unwritable_run_directory_is_a_clear_error(tmp_path: Path) -> None:
+    # /proc refuses new directories even to root (a chmod would not stop root).
+    run_dir = Path("/proc/evtui-test-run")
+    with sim_in_thread() as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 16}, sim)
+        r = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(run_dir))
+        assert sim.stats.count() == 0  # nothing sent before the directory was usable
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(run_dir) in r.stderr and len(r.stderr.strip().splitlines()) == 1
