@@ -387,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tpm", type=int, help="tokens per minute per key, every provider")
     sp.set_defaults(func=cmd_sim)
 
+    from evtui.cache.cli import add_cache_parser
     from evtui.cli_config import add_config_parser
     from evtui.cli_jobs import add_job_parsers
     from evtui.cli_run import add_run_parser
@@ -396,7 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_job_parsers(sub)
     add_config_parser(sub)
+    add_cache_parser(sub, config_cache_dir=_config_cache_dir)
     return p
+
+
+def _config_cache_dir(path: str) -> str | None:
+    from evtui.config import ConfigError, load_config
+
+    try:
+        return load_config(path).cache.dir
+    except ConfigError as e:
+        raise ValueError(e.report()) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

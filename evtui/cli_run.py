@@ -200,6 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"evtui run: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     err = sys.stderr
+    for w in job.warnings:
+        print(f"evtui run: warning: {w}", file=err)
     print(
         f"run {job.store.run_dir} ({job.store.opened}): {job.n_frames} frames, "
         f"{job.todo.count} frame×slot pairs to do",

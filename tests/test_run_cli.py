@@ -245,3 +245,24 @@ def test_unwritable_run_directory_is_a_clear_error(tmp_path: Path) -> None:
         assert sim.stats.count() == 0  # nothing sent before the directory was usable
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert str(run_dir) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_semantic_cache_answers_a_second_run_without_a_request(tmp_path: Path) -> None:
+    with sim_in_thread() as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 32}, sim)
+        first = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(tmp_path / "a"))
+        assert first.returncode == 0, first.stderr
+        sent = sim.stats.count()
+        second = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(tmp_path / "b"))
+        assert second.returncode == 0, second.stderr
+        assert sim.stats.count() == sent  # every frame came from the cache
+    a = {c["frame"]: c for c in lines(tmp_path / "a" / "captions.jsonl")}
+    b = lines(tmp_path / "b" / "captions.jsonl")
+    assert len(b) == len(a)
+    for c in b:
+        assert c["cache_hit"] and c["cost_usd"] == 0 and c["attempts"] == 0
+        src = c["cache_source"]
+        assert src["kind"] == "exact" and src["frame"] == c["frame"]
+        assert c["caption"] == a[c["frame"]]["caption"]
+    stats = evtui("cache", "stats", "--json")
+    assert stats.returncode == 0 and orjson.loads(stats.stdout)

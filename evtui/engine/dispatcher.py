@@ -135,6 +135,9 @@ class Engine:
         snapshot_interval_s: float = 0.1,
         commit_interval_s: float = 0.05,
         metrics_port: int | None = None,
+        cache: Any = None,
+        cache_recording: str = "",
+        cache_variant: str = "",
     ) -> None:
         self.cfg = cfg
         self.commit = commit if commit is not None else MemorySink()
@@ -161,6 +164,9 @@ class Engine:
         self.cache_hits = self.cache_lookups = 0
         self.retries = 0
         self.metrics_port = metrics_port
+        self.cache = cache  # a SemanticCache, or None when the cache is off
+        self.cache_recording = cache_recording
+        self.cache_variant = cache_variant
         self.metrics: Any = None
         self.frames_total: int | None = None
         self.slots_total: int | None = None
@@ -461,6 +467,10 @@ class Engine:
             img = overrides.get(t.id)
             return img if img is not None else fw.image_for(t.id)
 
+        # A rerun asks for a fresh answer: never from the cache.
+        cached = self.cache is not None and fw.pixel_hash and not route.rerun
+        if cached and self._from_cache(fw, slot, route):
+            return
         retry = self.cfg.retry
         if slot == ROUTE_SLOT:
             want = Want(self.targets, image, weighted=True)
@@ -521,6 +531,8 @@ class Engine:
                     want = Want(rest, image)
                     if used < retry.max_attempts_per_frame_target:
                         continue
+                if self.cache is not None and fw.pixel_hash and not flags:
+                    self._cache_put(fw, t, outcome)
                 self._finish(fw, slot, route, t, outcome, "done", None, flags)
                 return
             err = outcome
@@ -693,6 +705,70 @@ class Engine:
         self.router.release(grant)
         return err
 
+    def _cache_candidates(self, slot: str) -> list[TargetState]:
+        if slot != ROUTE_SLOT:
+            return [self.by_id[slot]]
+        return sorted((t for t in self.targets if t.weight > 0), key=lambda t: -t.weight)
+
+    def _from_cache(self, fw: FrameWork, slot: str, route: Route) -> bool:
+        """Answer from the semantic cache when a (near-)identical frame was captioned."""
+        scope = self.cfg.cache.scope
+        self.cache_lookups += 1
+        cands = self._cache_candidates(slot)
+        near_ok = fw.fingerprint is not None
+        # Exact pixel matches on any candidate first, then near ones.
+        for t, near in [(t, False) for t in cands] + [(t, True) for t in cands if near_ok]:
+            try:
+                hit = self.cache.lookup(
+                    fw.pixel_hash,
+                    fw.fingerprint if fw.fingerprint is not None else b"",
+                    prompt_version=t.spec.prompt_version,
+                    target=t.id,
+                    scope=scope,
+                    variant=self.cache_variant,
+                    near=near,
+                )
+            except Exception as e:  # a broken cache costs money, not frames
+                self._event("error", f"cache lookup failed, cache off for this run: {e}")
+                self.cache = None
+                return False
+            if hit is None:
+                continue
+            self.cache_hits += 1
+            t.cache_hits += 1
+            route.cache = hit.kind
+            route.pick = {"target": t.id, "cache": True}
+            source = {
+                "frame": hit.frame,
+                "recording": hit.recording,
+                "target": hit.target,
+                "prompt_version": hit.prompt_version,
+                "distance": hit.distance,
+                "kind": hit.kind,
+            }
+            self._finish(fw, slot, route, t, None, "done", None, cache=(hit.caption, source))
+            return True
+        route.cache = "miss"
+        return False
+
+    def _cache_put(self, fw: FrameWork, t: TargetState, comp: Completion) -> None:
+        try:
+            self.cache.put(
+                fw.pixel_hash,
+                fw.fingerprint if fw.fingerprint is not None else b"",
+                prompt_version=t.spec.prompt_version,
+                target=t.id,
+                scope=self.cfg.cache.scope,
+                caption=comp.text,
+                frame=fw.index,
+                recording=self.cache_recording,
+                extra={"model": comp.model or t.spec.model},
+                variant=self.cache_variant,
+            )
+        except Exception as e:
+            self._event("error", f"cache write failed, cache off for this run: {e}")
+            self.cache = None
+
     def _fallback_order(self) -> list[TargetState]:
         """Targets reachable through the weighted targets' fallback chains, in order."""
         seen: dict[str, TargetState] = {}
@@ -749,6 +825,7 @@ class Engine:
         state: str,
         reason: str | None,
         flags: list[str] | None = None,
+        cache: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
         spec = t.spec if t is not None else None
         flags = list(flags or ())
@@ -771,7 +848,7 @@ class Engine:
             "model": model,
             "prompt_version": spec.prompt_version if spec else None,
             "state": state,
-            "caption": comp.text if comp is not None else None,
+            "caption": comp.text if comp is not None else (cache[0] if cache else None),
             "reason": reason,
             "finish_reason": comp.finish_reason if comp is not None else None,
             "input_tokens": comp.usage.input_tokens + comp.usage.cached_input_tokens if comp else 0,
@@ -779,8 +856,8 @@ class Engine:
             "cost_usd": cost,
             "latency_s": round(sum(a.latency_s for a in route.attempts), 4),
             "attempts": len(route.attempts),
-            "cache_hit": False,
-            "cache_source": None,
+            "cache_hit": cache is not None,
+            "cache_source": cache[1] if cache else None,
             "flags": flags,
             "simulated": bool(comp.simulated) if comp is not None else False,
         }

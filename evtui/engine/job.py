@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from evtui.cache import CacheError, SemanticCache
 from evtui.config import Config
 from evtui.engine.dispatcher import Engine, RunResult
 from evtui.engine.records import ROUTE_SLOT, FrameWork
@@ -24,6 +25,7 @@ from evtui.engine.thread import EngineThread
 from evtui.events.recording import Recording
 from evtui.events.windows import WindowSpec
 from evtui.frames.encode import EncodeSpec
+from evtui.frames.fingerprint import fingerprint, threshold_bits
 from evtui.frames.pipeline import (
     EncodedWindow,
     FramePlan,
@@ -86,6 +88,13 @@ def manifest(cfg: Config, rec: Recording, size: tuple[int, int]) -> dict[str, An
         "mode": cfg.mode,
         "evtui_version": EVTUI_VERSION,
     }
+
+
+def open_cache(cfg: Config) -> SemanticCache:
+    """The shared semantic cache the config asks for (threshold: a fraction of the bits)."""
+    c = cfg.cache
+    threshold = threshold_bits(c.threshold) if c.threshold is not None else None
+    return SemanticCache.open(c.dir, threshold=threshold)
 
 
 def default_run_dir(config_path: str | Path, recording_path: str | Path) -> Path:
@@ -168,6 +177,7 @@ class Job:
         self.todo = todo
         self.executor = executor
         self._owns_executor = owns_executor
+        self.warnings: list[str] = []
 
     @classmethod
     def open(
@@ -195,9 +205,25 @@ class Job:
             on_mismatch=on_mismatch,  # type: ignore[arg-type]
             retry_failed=retry_failed,
         )
+        cache = None
         try:
+            r = cfg.render
+            variant = f"{r.method}|{size[0]}x{size[1]}|{r.window}|{r.overlap}|{r.format}"
+            warnings: list[str] = []
+            if cfg.cache.enabled:
+                try:
+                    cache = open_cache(cfg)
+                except CacheError as e:  # costs money, not frames: run without it
+                    warnings.append(f"semantic cache unavailable, running without it: {e}")
             commit = store.commit
-            engine = (engine_factory or Engine)(cfg, commit=commit, **engine_kw)
+            engine = (engine_factory or Engine)(
+                cfg,
+                commit=commit,
+                cache=cache,
+                cache_recording=rec.fingerprint,
+                cache_variant=variant,
+                **engine_kw,
+            )
             slots = len(engine.slots)
             total = n_frames if frames is None else len(set(frames))
             store.set_total(total * slots if cfg.mode == "compare" else total)
@@ -210,13 +236,18 @@ class Job:
                 size=size,
                 encode=EncodeSpec(formats=(r.format,), quality=r.quality),
                 min_events=r.min_events,
+                fingerprint=fingerprint if cache is not None else None,
             )
             owns = executor is None
             ex = executor or make_executor("process", workers)
         except BaseException:
             store.close()
+            if cache is not None:
+                cache.close()
             raise
-        return cls(cfg, rec, store, engine, plan, n_frames, todo, ex, owns)
+        job = cls(cfg, rec, store, engine, plan, n_frames, todo, ex, owns)
+        job.warnings = warnings
+        return job
 
     async def frames(self) -> AsyncIterator[FrameWork]:
         async for ew in encoded_windows(self.plan, self.todo.frames, executor=self.executor):
@@ -271,6 +302,8 @@ class Job:
     def close(self) -> None:
         try:
             self.store.close()
+            if self.engine.cache is not None:
+                self.engine.cache.close()
         finally:
             if self._owns_executor:
                 self.executor.shutdown(wait=True, cancel_futures=True)
