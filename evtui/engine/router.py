@@ -129,13 +129,22 @@ class TargetState:
 
     def healthy(self, now: float, exclude: Lane | None = None) -> bool:
         """Could serve soon: breaker not open and some lane neither disabled nor cooling."""
-        if self.breaker.state == OPEN and now < self.breaker.until:
+        b = self.breaker
+        if b.state == OPEN and now < b.until:
             return False
-        return any(ln.usable(now) and ln is not exclude for ln in self.lanes)
+        for ln in self.lanes:  # a loop, not any(genexpr): this runs per request
+            if ln is not exclude and ln.key.disabled is None and now >= ln.cooldown_until:
+                return True
+        return False
 
     def alive(self) -> bool:
         """Not paused and has a key left (disabled keys never come back in this run)."""
-        return self.paused is None and any(ln.key.disabled is None for ln in self.lanes)
+        if self.paused is not None:
+            return False
+        for ln in self.lanes:
+            if ln.key.disabled is None:
+                return True
+        return False
 
     def recovers_in(self, now: float, exclude: Lane | None = None) -> float:
         """When this target could next be healthy (inf when no key is left)."""
