@@ -196,3 +196,44 @@ faults:
             assert tr["attempts"][1]["target"] == "openai/gpt-4o"
     served = Counter(x["target"] for x in r.sink.results)
     assert served["anthropic/claude-haiku-4-5"] > 0 and served["openai/gpt-4o"] > 0
+
+
+def test_429s_on_a_lone_key_without_fallback_wait_out_the_delay_and_finish() -> None:
+    cfg = """
+providers:
+  openai: {protocol: openai, base_url: "@openai", keys: [{key: "${EVTUI_T_KEY1}"}]}
+targets: [{id: openai/gpt-4o}]
+prompts: {default: {text: Describe the frame.}}
+retry: {max_attempts_per_frame_target: 20}
+"""
+    scen = "faults:\n  - {provider: openai, kind: rate_limited, rate: 0.3, retry_after: 0.05s}\n"
+    r = asyncio.run(run(cfg, scen, 60))
+    _accounted(r)
+    assert r.result.done == 60 and r.result.failed == 0
+    limited = [a for a in r.attempts if a["outcome"] == "rate_limited"]
+    assert limited and all(a["retry_after_s"] == 0.05 for a in limited)
+
+
+def test_drain_while_every_provider_is_down_returns_and_leaves_frames_pending() -> None:
+    scen = "faults:\n  - {provider: '*', kind: outage}\n"
+
+    async def main() -> tuple[object, object]:
+        from evtui.engine.dispatcher import Engine, MemorySink
+        from evtui.sim.scenario import parse_scenario
+        from evtui.sim.server import SimServer
+        from tests.engine_support import config, frames
+
+        async with SimServer(parse_scenario(scen), describer=False) as sim:
+            sink = MemorySink()
+            eng = Engine(config(TWO, sim), commit=sink)
+            task = asyncio.create_task(eng.run(frames(50), total=50))
+            while sum(sim.stats.requests.values()) < 5:
+                await asyncio.sleep(0.01)
+            eng.drain()
+            result = await asyncio.wait_for(task, 10)
+            return result, sink
+
+    result, sink = asyncio.run(main())
+    assert result.state == "done"
+    assert result.done == 0 and result.failed == 0  # nothing failed: all still pending
+    assert not sink.results

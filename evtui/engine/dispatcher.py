@@ -38,6 +38,7 @@ from evtui.engine.health import BreakerPolicy
 from evtui.engine.pacing import Concurrency, LanePacer
 from evtui.engine.records import ROUTE_SLOT, Attempt, FrameWork, Route
 from evtui.engine.router import (
+    DRAINED,
     NO_ROUTE,
     Grant,
     KeyState,
@@ -288,16 +289,18 @@ class Engine:
             idle.set()
 
     def drain(self) -> None:
-        """Stop taking new frames; finish what is in flight or waiting, then return."""
+        """Stop taking new frames and sending; requests in flight finish and are recorded,
+        frames still waiting for a provider stay pending (a resume sends them)."""
         idle = getattr(self, "_idle", None)
         if idle is not None:
             idle.set()
         if not self._draining:
             self._draining = True
-            if self.state in ("running", "paused"):
+            if self.state in ("running", "paused", "idle"):
                 self.router.set_paused(False)
                 self.state = "draining"
-            self._event("draining", "draining: finishing in-flight frames, taking no new ones")
+            self.router.close()
+            self._event("draining", "draining: finishing in-flight requests, sending no more")
 
     def stop(self) -> None:
         """Stop now: waiting frames are dropped (they stay pending for a resume)."""
@@ -305,7 +308,7 @@ class Engine:
         idle = getattr(self, "_idle", None)
         if idle is not None:
             idle.set()
-        self.router.fail_waiting()
+        self.router.close()
         for task in list(self._tasks):
             task.cancel()
 
@@ -487,12 +490,16 @@ class Engine:
         while True:
             t_wait = clock()
             grant = await self.router.acquire(want)
+            if grant is DRAINED:
+                return  # drained while waiting: unsent, so still pending for a resume
             if grant is None and chain is None:
                 # Every weighted target is out of use: their fallbacks carry the frame.
                 order = self._fallback_order()
                 if order:
                     want = Want(order, image)
                     grant = await self.router.acquire(want)
+                    if grant is DRAINED:
+                        return
             if grant is NO_ROUTE or grant is None:
                 paused = [x for x in (chain or self.targets) if x.paused]
                 reason = (
@@ -547,8 +554,10 @@ class Engine:
                 att.counted = False
                 want = Want(from_here, image)
             elif kind == "rate_limited":
+                # The lane is cooling for the provider's delay: another key of this target
+                # if one is free, else the next target, else this one once it has cooled.
                 used += 1
-                want = Want(from_here, image, exclude=lane)
+                want = Want(from_here, image)
             elif kind in _TRANSIENT:
                 if not att.counted:
                     want = Want(after_here, image)

@@ -141,7 +141,7 @@ class TargetState:
         """Not paused and has a key left (disabled keys never come back in this run)."""
         if self.paused is not None:
             return False
-        for ln in self.lanes:
+        for ln in self.lanes:  # noqa: SIM110 (a loop: any(genexpr) costs more per request)
             if ln.key.disabled is None:
                 return True
         return False
@@ -193,6 +193,16 @@ class Want:
 NO_ROUTE = None  # grant() result: nothing in the want can ever serve (all keys disabled)
 
 
+class _Drained:
+    """acquire() result once the router is closed: give the frame back, unsent."""
+
+    def __repr__(self) -> str:
+        return "DRAINED"
+
+
+DRAINED = _Drained()
+
+
 class Router:
     """Targets and lanes, and the queue of frames waiting for one of them."""
 
@@ -212,6 +222,7 @@ class Router:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self.waiting = 0
+        self.closed = False
         self._current: dict[str, float] = {}
 
     # -- granting ------------------------------------------------------------------------
@@ -349,8 +360,11 @@ class Router:
 
     # -- waiting -------------------------------------------------------------------------
 
-    async def acquire(self, want: Want) -> Grant | None:
-        """A grant, waiting as long as it takes (None: nothing could ever serve this)."""
+    async def acquire(self, want: Want) -> Grant | _Drained | None:
+        """A grant, waiting as long as it takes (None: nothing could ever serve this;
+        DRAINED: the router was closed while waiting, so the frame stays unsent)."""
+        if self.closed:
+            return DRAINED
         q = self._queues.get(want.sig)
         if not q:
             got = self.grant(want, self.clock())
@@ -424,11 +438,12 @@ class Router:
         if not paused:
             self.pump()
 
-    def fail_waiting(self) -> None:
-        """Wake every waiter with NO_ROUTE (used when stopping)."""
+    def close(self) -> None:
+        """Grant nothing more: every waiting frame (and any that asks later) gets DRAINED."""
+        self.closed = True
         for q in self._queues.values():
             for _, fut in q:
                 if not fut.done():
-                    fut.set_result(NO_ROUTE)
+                    fut.set_result(DRAINED)
         self._queues.clear()
         self.waiting = 0
