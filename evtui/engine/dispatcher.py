@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
@@ -244,6 +245,8 @@ class Engine:
         self.chains = {
             t.id: tuple(self.by_id[x] for x in cfg.fallback_chain(t.id)) for t in self.targets
         }
+        self._route_order = tuple(self.targets)
+        self._route_sig = (tuple(t.id for t in self.targets), True, 0)
         self.slots: tuple[str, ...] = (
             (ROUTE_SLOT,) if cfg.mode == "route" else tuple(t.id for t in self.targets)
         )
@@ -333,6 +336,20 @@ class Engine:
         `keep_alive` (interactive sessions): once the frames are done, keep serving
         `submit`ted reruns until `drain` or `stop`.
         """
+        gc_before = _quiet_gc()
+        try:
+            return await self._run(frames, total, slots_total, slots_for, keep_alive)
+        finally:
+            _restore_gc(gc_before)
+
+    async def _run(
+        self,
+        frames: Iterable[FrameWork] | AsyncIterable[FrameWork],
+        total: int | None,
+        slots_total: int | None,
+        slots_for: Callable[[FrameWork], Sequence[str]] | None,
+        keep_alive: bool,
+    ) -> RunResult:
         self.frames_total = total
         if slots_total is None and total is not None:
             slots_total = total * len(self.slots)
@@ -476,7 +493,7 @@ class Engine:
             return
         retry = self.cfg.retry
         if slot == ROUTE_SLOT:
-            want = Want(self.targets, image, weighted=True)
+            want = Want(self._route_order, image, weighted=True, sig=self._route_sig)
             chain: tuple[TargetState, ...] | None = None
         else:
             chain = self.chains[slot]
@@ -1033,6 +1050,28 @@ class Engine:
             output_tokens=c.output_tokens,
             spend_usd=c.spend_usd,
         )
+
+
+# Thousands of requests in flight keep tens of thousands of small objects alive, and the
+# default thresholds (700 allocations) make the cyclic collector rescan them all the time:
+# measured at 3,000 in flight, ~35 % of the engine's CPU per request. The engine creates
+# no reference cycles it needs collected promptly, so while it runs, collect rarely.
+_GC_THRESHOLDS = (50_000, 50, 1_000)
+
+
+def _quiet_gc() -> tuple[int, int, int] | None:
+    before = gc.get_threshold()
+    if before[0] >= _GC_THRESHOLDS[0]:
+        return None  # someone else (an outer engine, a benchmark) already chose
+    gc.freeze()  # what exists now (modules, config) is never rescanned
+    gc.set_threshold(*_GC_THRESHOLDS)
+    return before
+
+
+def _restore_gc(before: tuple[int, int, int] | None) -> None:
+    if before is not None:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 async def _as_async(items: Iterable[FrameWork]) -> Any:

@@ -181,13 +181,16 @@ class Want:
         *,
         weighted: bool = False,
         exclude: Lane | None = None,
+        sig: tuple[Any, ...] | None = None,
     ) -> None:
-        self.order = tuple(order)
+        self.order = order if isinstance(order, tuple) else tuple(order)
         self.image = image
         self.weighted = weighted
         self.exclude = exclude
         self.choice: TargetState | None = None
-        self.sig = (tuple(t.id for t in self.order), weighted, id(exclude) if exclude else 0)
+        if sig is None:
+            sig = (tuple(t.id for t in self.order), weighted, id(exclude) if exclude else 0)
+        self.sig = sig  # wants with equal signatures queue together
 
 
 NO_ROUTE = None  # grant() result: nothing in the want can ever serve (all keys disabled)

@@ -1,0 +1,392 @@
+"""The pieces bench_pipeline.py measures apart: CPU accounting, the worker's stages one by
+one, the frame pipeline into a null sink, and the engine fed pre-encoded frames.
+
+Per-stage times are thread CPU (`time.thread_time`), one window after another in this
+process, exactly the calls `evtui.frames.pipeline.render_range` makes; CPU rather than
+wall time because the machine is shared and the question is what each frame costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from evtui.events.recording import Recording
+from evtui.events.render import CD_PALETTES, cdframe, renderer
+from evtui.events.types import EVENT_DTYPE
+from evtui.frames.encode import EncodeSpec, encode_frame, frame_pixel_hash
+from evtui.frames.pipeline import (
+    EncodedWindow,
+    FramePlan,
+    _scale_into,
+    encoded_windows,
+    make_executor,
+)
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# -- CPU accounting from /proc ----------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of one process (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+class TreeCPU:
+    """CPU of a process and all its descendants, sampled while they live.
+
+    Workers of a forkserver pool are the forkserver's children, not the parent's, and exit
+    before the parent can reap them, so rusage never sees them: the last sample of each
+    process is kept instead (sample often enough that the last one is close to the end).
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.last: dict[int, float] = {}
+        self.role: dict[int, str] = {}
+
+    def sample(self) -> None:
+        kids = _children()
+        todo = [self.root]
+        while todo:
+            pid = todo.pop()
+            self.last[pid] = max(proc_cpu_s(pid), self.last.get(pid, 0.0))
+            self.role.setdefault(pid, "main" if pid == self.root else "workers")
+            todo.extend(kids.get(pid, ()))
+
+    def by_role(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, cpu in self.last.items():
+            r = self.role[pid]
+            out[r] = out.get(r, 0.0) + cpu
+        return out
+
+
+def pool_cpu_s(executor: Any) -> float:
+    """CPU of a ProcessPoolExecutor's live workers."""
+    procs = getattr(executor, "_processes", None) or {}
+    return sum(proc_cpu_s(pid) for pid in procs)
+
+
+# -- the worker's stages, one by one -----------------------------------------------------
+
+
+@dataclass
+class StageTimes:
+    """CPU seconds per stage over `frames` windows (events: per window, mean)."""
+
+    frames: int = 0
+    events: int = 0
+    bytes_jpeg: int = 0
+    s: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, dt: float) -> None:
+        self.s[name] = self.s.get(name, 0.0) + dt
+
+    def ms(self, name: str) -> float:
+        return self.s.get(name, 0.0) / max(self.frames, 1) * 1e3
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.s.values()) / max(self.frames, 1) * 1e3
+
+
+def _timed_decode(rec: Recording, st: StageTimes) -> None:
+    """Wrap the recording's block decoder so the time spent in it is counted apart."""
+    orig = rec._decode
+
+    def timed(i: int, j: int) -> Iterator[np.ndarray]:
+        gen = orig(i, j)
+        while True:
+            t = time.thread_time()
+            try:
+                block = next(gen)
+            except StopIteration:
+                st.add("decode", time.thread_time() - t)
+                return
+            st.add("decode", time.thread_time() - t)
+            yield block
+
+    rec._decode = timed  # type: ignore[method-assign]
+
+
+def stage_times(plan: FramePlan, k0: int, n: int, repeat: int = 3) -> StageTimes:
+    """Per-stage CPU of `render_range` over windows k0 … k0+n-1: each stage's best of
+    `repeat` passes (the machine is shared; the least disturbed pass is the cost)."""
+    runs = [_stage_pass(plan, k0, n) for _ in range(repeat)]
+    best = runs[0]
+    for st in runs[1:]:
+        for k, v in st.s.items():
+            best.s[k] = min(best.s[k], v)
+    return best
+
+
+def _stage_pass(plan: FramePlan, k0: int, n: int, chunk: int = 32) -> StageTimes:
+    """What `render_range` does, stage by stage, for windows k0 … k0+n-1 in ranges of `chunk`."""
+    rec = Recording(plan.path)
+    rec.index()
+    sensor = rec.size
+    size = plan.size or sensor
+    draw = renderer(plan.method, size[0], size[1], **dict(plan.params))
+    st = StageTimes()
+    _timed_decode(rec, st)
+    for a in range(k0, k0 + n, chunk):
+        batch: list[EncodedWindow] = []
+        it = rec.windows_between(plan.window, a, min(a + chunk, k0 + n))
+        while True:
+            t = time.thread_time()
+            win = next(it, None)
+            st.add("window", time.thread_time() - t)  # decode is subtracted below
+            if win is None:
+                break
+            st.frames += 1
+            st.events += len(win.events)
+            t = time.thread_time()
+            _scale_into(win.events, sensor, size)
+            t1 = time.thread_time()
+            img = draw(win)
+            t2 = time.thread_time()
+            enc = encode_frame(img, plan.encode, pixel_hash="")
+            t3 = time.thread_time()
+            ph = frame_pixel_hash(img)
+            t4 = time.thread_time()
+            b64 = base64.b64encode(enc.data).decode("ascii")
+            t5 = time.thread_time()
+            st.add("scale", t1 - t)
+            st.add("render", t2 - t1)
+            st.add("encode", t3 - t2)
+            st.add("hash", t4 - t3)
+            st.add("b64", t5 - t4)
+            st.bytes_jpeg += len(enc.data)
+            batch.append(
+                EncodedWindow(
+                    win.index, win.t0_us, win.t1_us, len(win.events), enc.data,
+                    enc.media_type, enc.width, enc.height, b64, ph,
+                )
+            )  # fmt: skip
+        t = time.thread_time()
+        blob = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        t1 = time.thread_time()
+        pickle.loads(blob)
+        t2 = time.thread_time()
+        st.add("pickle (worker)", t1 - t)
+        st.add("unpickle (parent)", t2 - t1)
+    st.s["window"] = st.s.get("window", 0.0) - st.s.get("decode", 0.0)
+    st.events //= max(st.frames, 1)
+    return st
+
+
+# -- what the fixes would buy, measured on the same windows -------------------------------
+
+
+class SlidingCD:
+    """cdframe for overlapping windows in O(new events + pixels) instead of O(window events).
+
+    The last event of each render pixel is kept across windows (time and polarity); window
+    [t0, t1) is then every pixel whose last event up to t1 is at or after t0, coloured by
+    that event's polarity — exactly what cdframe draws from the window's own events.
+    Coordinates go through per-axis lookup tables (sensor → render grid), so nothing is
+    written back into the events.
+    """
+
+    def __init__(
+        self, sensor: tuple[int, int], size: tuple[int, int], palette: str = "dark"
+    ) -> None:
+        (sw, sh), (w, h) = sensor, size
+        self.w, self.h = w, h
+        self.xmap = (np.arange(sw, dtype=np.int64) * w // sw).astype(np.intp)
+        self.ymap = (np.arange(sh, dtype=np.int64) * h // sh * w).astype(np.intp)
+        self.last_t = np.full(w * h, np.iinfo(np.int64).min, np.int64)
+        self.last_label = np.zeros(w * h, np.uint8)  # 1 OFF, 2 ON (cdframe's labels)
+        self.valid = np.empty(w * h, bool)
+        self.label = np.empty((h, w), np.uint8)
+        bg, on, off = CD_PALETTES[palette]
+        pal = np.zeros((256, 4), np.uint8)
+        pal[:3, :3] = (bg, off, on)
+        self.palette = pal.view(np.uint32).ravel()  # one gather colours a pixel
+        self.rgba = np.empty((h, w, 4), np.uint8)
+        self.fed_to = np.iinfo(np.int64).min
+
+    def frame(self, events: np.ndarray, t0: int, t1: int) -> np.ndarray:
+        new = events
+        if self.fed_to > t0:  # overlapping the previous window: only the events after it
+            new = events[np.searchsorted(events["t"], self.fed_to) :]
+        pix = self.ymap[new["y"]]
+        pix += self.xmap[new["x"]]
+        # Events are in time order and NumPy assigns repeated indices in order, so each
+        # pixel keeps its last event (checked against cdframe by the benchmark).
+        self.last_t[pix] = new["t"]
+        self.last_label[pix] = new["p"] + 1
+        self.fed_to = t1
+        np.greater_equal(self.last_t, t0, out=self.valid)
+        np.multiply(self.last_label, self.valid, out=self.label.reshape(-1))
+        np.take(self.palette, self.label, out=self.rgba.view(np.uint32)[:, :, 0], mode="wrap")
+        return cv2.cvtColor(self.rgba, cv2.COLOR_RGBA2RGB)
+
+
+def _fast_copy(ev: np.ndarray) -> np.ndarray:
+    """A structured slice copied as raw bytes (NumPy copies padded records field by field)."""
+    return ev.view(np.uint8).copy().view(EVENT_DTYPE)
+
+
+def whatif_times(plan: FramePlan, k0: int, n: int, repeat: int = 3) -> dict[str, Any]:
+    """Per-frame CPU of the cheaper variants (best of `repeat` passes), on windows
+    k0 … k0+n-1, and whether the sliding cdframe draws the same pixels as cdframe."""
+    rec = Recording(plan.path)
+    rec.index()
+    sensor = rec.size
+    size = plan.size or sensor
+    wins = list(rec.windows_between(plan.window, k0, k0 + n))
+    out: dict[str, Any] = {"frames": len(wins)}
+
+    def per_frame(fn: Callable[[Any], Any], setup: Callable[[], None] = lambda: None) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            setup()
+            t = time.thread_time()
+            for w in wins:
+                fn(w)
+            best = min(best, time.thread_time() - t)
+        return best / max(len(wins), 1) * 1e3
+
+    out["copy_struct_ms"] = per_frame(lambda w: w.events.copy())
+    out["copy_bytes_ms"] = per_frame(lambda w: _fast_copy(w.events))
+    state: dict[str, Any] = {}
+
+    def fresh() -> None:  # each pass starts from an empty sliding state
+        state["cd"], state["imgs"] = SlidingCD(sensor, size), []
+
+    out["sliding_cd_ms"] = per_frame(
+        lambda w: state["imgs"].append(state["cd"].frame(w.events, w.t0_us, w.t1_us)), fresh
+    )
+    imgs: list[np.ndarray] = state["imgs"]
+    same = 0
+    for w, img in zip(wins, imgs, strict=True):
+        ev = w.events.copy()
+        _scale_into(ev, sensor, size)
+        same += bool(np.array_equal(cdframe(ev, size[0], size[1]), img))
+    out["sliding_cd_equal"] = same
+    spec75 = EncodeSpec(formats=plan.encode.formats, quality=75)
+    for name, spec in (("q85", plan.encode), ("q75", spec75)):
+        out[f"jpeg_{name}_ms"] = _per_img(
+            imgs, lambda im, s=spec: encode_frame(im, s, pixel_hash="")
+        )
+        sizes = [len(encode_frame(im, spec, pixel_hash="").data) for im in imgs]
+        out[f"jpeg_{name}_kb"] = float(np.mean(sizes)) / 1e3
+    out["hash_label_ms"] = _per_img(imgs, lambda im: frame_pixel_hash(im[:, :, 0]))
+    return out
+
+
+def _per_img(imgs: list[np.ndarray], fn: Callable[[np.ndarray], Any], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.thread_time()
+        for im in imgs:
+            fn(im)
+        best = min(best, time.thread_time() - t)
+    return best / max(len(imgs), 1) * 1e3
+
+
+# -- the pipeline alone ---------------------------------------------------------------------
+
+
+async def _drain(plan: FramePlan, indices: range, executor: Any, keep: int) -> list:
+    kept = []
+    async for ew in encoded_windows(plan, indices, executor=executor):
+        if len(kept) < keep and ew.skip_reason is None:
+            kept.append(ew)
+    return kept
+
+
+def pipeline_alone(
+    plan: FramePlan, kind: str, workers: int, indices: range, keep: int = 0
+) -> dict[str, Any]:
+    """Frames/s and CPU per frame of render+encode into a null sink (pool warmed first)."""
+    ex = make_executor(kind, workers)
+    try:
+        asyncio.run(_drain(plan, range(indices.start, indices.start + 32 * workers), ex, 0))
+        c_pool, c_self = pool_cpu_s(ex), time.process_time()
+        t = time.perf_counter()
+        kept = asyncio.run(_drain(plan, indices, ex, keep))
+        wall = time.perf_counter() - t
+        cpu = pool_cpu_s(ex) - c_pool + time.process_time() - c_self
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+    n = len(indices)
+    return {"fps": n / wall, "cpu_ms": cpu / n * 1e3, "wall": wall, "kept": kept}
+
+
+# -- the engine alone ------------------------------------------------------------------------
+
+
+def engine_alone(
+    cfg: Any, rec_path: str, size: tuple[int, int], pool: list[EncodedWindow], n: int,
+    run_dir: Path | None, sim_pid: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The Engine fed `n` pre-encoded frames (the pool cycled), committing to a real job
+    store in `run_dir` (fsync per batch) or, when None, to memory."""
+    from evtui.engine.dispatcher import Engine, MemorySink
+    from evtui.engine.job import frame_work, manifest
+    from evtui.jobs import JobStore
+
+    store = None
+    if run_dir is not None:
+        rec = Recording(rec_path)
+        store = JobStore.open(run_dir, manifest(cfg, rec, size))
+        store.set_total(n)
+    commit = store.commit if store is not None else MemorySink()
+    works = [frame_work(ew) for ew in pool]
+
+    def frames() -> Iterator[Any]:
+        from dataclasses import replace
+
+        for i in range(n):
+            yield replace(works[i % len(works)], index=i)
+
+    eng = Engine(cfg, commit=commit, seed=0)
+    c_sim, c_self = proc_cpu_s(sim_pid), time.process_time()
+    t = time.perf_counter()
+    try:
+        res = asyncio.run(eng.run(frames(), total=n))
+    finally:
+        if store is not None:
+            store.close()
+    wall = time.perf_counter() - t
+    return {
+        "fps": n / wall,
+        "cpu_ms": (time.process_time() - c_self) / n * 1e3,
+        "sim_ms": (proc_cpu_s(sim_pid) - c_sim) / n * 1e3,
+        "done": res.done,
+        "state": res.state,
+    }
