@@ -392,13 +392,24 @@ def build_parser() -> argparse.ArgumentParser:
     from evtui.cli_jobs import add_job_parsers
     from evtui.cli_run import add_run_parser
     from evtui.demo import add_demo_parser
+    from evtui.pilot.cli import add_pilot_parser
 
     add_demo_parser(sub)
     add_run_parser(sub)
+    add_pilot_parser(sub, load_ui=_load_ui)
     add_job_parsers(sub)
     add_config_parser(sub)
     add_cache_parser(sub, config_cache_dir=_config_cache_dir)
     return p
+
+
+def _load_ui() -> Callable[..., int] | None:
+    """The app's entry point, imported only when a command shows the app."""
+    try:
+        from evtui.tui.app import run_app
+    except ImportError:
+        return None
+    return run_app
 
 
 def _config_cache_dir(path: str) -> str | None:

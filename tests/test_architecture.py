@@ -23,12 +23,14 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"engine", "providers", "frames", "cache", "jobs", "events", "config"},
     "tui": {"tui", "engine", "events", "frames", "config", "console"},
     "config": {"config", "providers"},
+    "pilot": {"pilot", "engine", "jobs", "events", "config", "cli_run"},
 }
 # Third-party packages a package must never import (its layer does not own them).
 FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
     "events": {"textual", "rich", "aiohttp", "pydantic", "yaml", "diskcache", "orjson"},
     "frames": {"textual", "rich", "aiohttp", "pydantic"},
     "engine": {"textual", "rich"},
+    "pilot": {"textual", "rich"},
 }
 
 
@@ -68,6 +70,8 @@ HEADLESS = [
     "evtui.engine.dispatcher",
     "evtui.engine.thread",
     "evtui.jobs",
+    "evtui.pilot.cli",
+    "evtui.demo",
     "evtui.cli",
 ]
 
