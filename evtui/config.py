@@ -767,6 +767,15 @@ def describe_routing(cfg: Config) -> str:
         lines.append(f"cache: on, scope {c.scope}{thr}")
     else:
         lines.append("cache: off")
+    g = cfg.guard
+    if g.enabled:
+        lines.append(
+            "guard: "
+            + ("empty/refusal/asks-for-image answers go to the next target; " if g.reroute else "")
+            + f"a target pauses above {g.pause_rate:.0%} non-captions in its last {g.window}"
+        )
+    else:
+        lines.append("guard: off")
     rd = cfg.render
     size = f" {rd.width}x{rd.height}" if rd.width and rd.height else ""
     overlap = f" overlap {rd.overlap}" if rd.overlap else ""
