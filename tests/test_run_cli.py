@@ -127,6 +127,29 @@ def test_bad_config_and_bad_recording_exit_2_with_one_line_each(tmp_path: Path) 
     assert str(junk) in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_sigterm_drains_in_flight_requests_and_exits_resumable(tmp_path: Path) -> None:
+    scen = "providers:\n  anthropic: {latency_ms: 150}\n  openai: {latency_ms: 150}\n"
+    with sim_in_thread(scen) as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 8}, sim)
+        run_dir = tmp_path / "run"
+        p = subprocess.Popen(
+            [sys.executable, "-m", "evtui.cli", "run", str(cfg), str(SAMPLE), "--no-ui",
+             "--run-dir", str(run_dir)],
+            cwd=ROOT, env={**os.environ, **KEYS}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while sim.stats.count() < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGTERM)
+        err = p.communicate(timeout=60)[1]
+        answered = sim.stats.count(status=200)
+    assert p.returncode == 130, err
+    assert "terminate: draining" in err and "Traceback" not in err
+    # Drained: every answer that came back was recorded before exiting.
+    assert len(lines(run_dir / "captions.jsonl")) == answered < 364
+
+
 def test_two_processes_on_one_run_the_second_refuses(tmp_path: Path) -> None:
     scen = "providers:\n  anthropic: {latency_ms: 200}\n  openai: {latency_ms: 200}\n"
     with sim_in_thread(scen) as sim:
