@@ -176,14 +176,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evtui.events.errors import RecordingError
     from evtui.jobs import JobError
 
-    if not args.no_ui:
-        print("evtui run: the interactive app is not available yet; use --no-ui", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    ui = wants_app(args.no_ui)
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
-        print(e.report(), file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return show_error(e.report(), ui)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.config, args.recording)
     mode = "force" if args.force else ("new" if args.new else "refuse")
     try:
@@ -197,8 +194,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
         )
     except (RecordingError, JobError, OSError) as e:
-        print(f"evtui run: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return show_error(f"evtui run: {e}", ui)
+    if ui:
+        from evtui.tui.app import run_app
+
+        try:
+            return run_app(job)
+        finally:
+            job.close()
     err = sys.stderr
     for w in job.warnings:
         print(f"evtui run: warning: {w}", file=err)
@@ -214,6 +217,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _verdict(job, result, interrupted, run_dir, err)
     finally:
         job.close()
+
+
+def wants_app(no_ui: bool) -> bool:
+    """The app needs a terminal on both ends; anywhere else (pipes, CI, cron) run headless."""
+    if no_ui:
+        return False
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return True
+    print("not a terminal: running headless (as with --no-ui)", file=sys.stderr)
+    return False
+
+
+def show_error(message: str, ui: bool) -> int:
+    """A bad config, recording or run directory: in the app when there is one, else stderr."""
+    if ui:
+        from evtui.tui.app import run_app_error
+
+        return run_app_error(message)
+    print(message, file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _verdict(job: Any, result: Any, interrupted: bool, run_dir: Path, err: TextIO) -> int:

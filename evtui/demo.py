@@ -28,6 +28,7 @@ def sample_path() -> Path:
             return base / _SAMPLE_NAME
     return Path(__file__).resolve().parent.parent / _SAMPLE_NAME
 
+
 # Stand-in keys: the simulator checks them like a provider would. Not secrets.
 DEMO_KEYS = {
     "EVTUI_DEMO_OPENAI_1": "demo-openai-key-one",
@@ -107,7 +108,14 @@ def demo_scenario() -> Scenario:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from evtui.cli_run import EXIT_BAD_INPUT, Reporter, _verdict, run_headless, summary
+    from evtui.cli_run import (
+        EXIT_BAD_INPUT,
+        Reporter,
+        _verdict,
+        run_headless,
+        summary,
+        wants_app,
+    )
     from evtui.engine.job import Job
 
     sample = sample_path()
@@ -133,13 +141,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
         )
         try:
-            if not args.no_ui:
-                try:
-                    from evtui.tui.app import run_app
-                except ImportError:
-                    print("evtui demo: the app is not available; running headless", file=err)
-                else:
-                    return run_app(job)
+            if wants_app(args.no_ui):
+                from evtui.tui.app import run_app
+
+                return run_app(job)
             print(
                 f"evtui demo: {job.n_frames} frames of {sample.name} through three simulated "
                 f"providers into {run_dir} ({job.todo.count} to do)",

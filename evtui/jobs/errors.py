@@ -31,9 +31,7 @@ class JobMismatch(JobError):
         self.differences = tuple(differences)
         lines = [f"{run_dir} was started with settings that would change its results:"]
         lines += [f"  {d}" for d in self.differences]
-        lines.append(
-            "  (--force continues anyway; --new starts a fresh run beside it)"
-        )
+        lines.append("  (--force continues anyway; --new starts a fresh run beside it)")
         super().__init__("\n".join(lines))
 
 

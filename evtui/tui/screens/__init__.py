@@ -1,0 +1,1 @@
+"""The main screen, the explain view and the small dialogs."""
