@@ -11,6 +11,7 @@ retries) and bounds the requests a failure may cost.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 from tests.engine_support import KEYS, Run, run
@@ -237,3 +238,23 @@ def test_drain_while_every_provider_is_down_returns_and_leaves_frames_pending() 
     assert result.state == "done"
     assert result.done == 0 and result.failed == 0  # nothing failed: all still pending
     assert not sink.results
+
+
+def test_every_change_of_target_is_recorded_as_a_fallback() -> None:
+    scen = """
+time_scale: 10
+faults:
+  - {provider: openai, kind: server_error, rate: 0.5}
+  - {provider: openai, kind: rate_limited, rate: 0.2, retry_after: 1s}
+"""
+    r = asyncio.run(run(TWO, scen, 300, time_scale=10))
+    _accounted(r)
+    hops = 0
+    for tr in r.sink.traces:
+        targets = [a["target"] for a in tr["attempts"]]
+        changes = [(a, b) for a, b in itertools.pairwise(targets) if a != b]
+        assert [f.split(" (")[0] for f in tr["fallbacks"]] == [f"{a} → {b}" for a, b in changes]
+        hops += len(changes)
+    assert hops > 0
+    snap = r.engine.snapshot
+    assert sum(t.fallbacks_out for t in snap.targets) == hops

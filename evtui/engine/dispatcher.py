@@ -531,6 +531,12 @@ class Engine:
             lane = grant.lane
             t = lane.target
             last_target = t
+            if route.attempts and route.attempts[-1].target != t.id:
+                # Recorded where it happens: whatever moved the frame, this is the hop.
+                prev = route.attempts[-1]
+                why = prev.note if prev.outcome == "degenerate" else prev.outcome
+                route.fallbacks.append(f"{prev.target} → {t.id} ({why})")
+                self.by_id[prev.target].fallbacks_out += 1
             if chain is None:
                 chain = self.chains[t.id]
                 route.pick = {
@@ -550,8 +556,6 @@ class Engine:
                     att.note = ", ".join(flags)
                     used += 1
                     tried.add(t.id)
-                    route.fallbacks.append(f"{t.id} → {rest[0].id} ({att.note})")
-                    t.fallbacks_out += 1
                     want = Want(rest, image)
                     if used < retry.max_attempts_per_frame_target:
                         continue
@@ -615,10 +619,6 @@ class Engine:
                 reason = f"gave up after {used} attempts: {self._clean(str(err))}"
                 self._finish(fw, slot, route, t, None, "failed", reason)
                 return
-            nxt = want.order[0].id if want.order else t.id
-            if nxt != t.id:
-                route.fallbacks.append(f"{t.id} → {nxt} ({kind})")
-                t.fallbacks_out += 1
 
     async def _attempt(
         self, grant: Grant, image: ImagePart, route: Route, waited: float
