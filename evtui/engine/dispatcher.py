@@ -1056,7 +1056,7 @@ class Engine:
 # default thresholds (700 allocations) make the cyclic collector rescan them all the time:
 # measured at 3,000 in flight, ~35 % of the engine's CPU per request. The engine creates
 # no reference cycles it needs collected promptly, so while it runs, collect rarely.
-_GC_THRESHOLDS = (50_000, 50, 1_000)
+_GC_THRESHOLDS = (5_000, 10, 1_000)
 
 
 def _quiet_gc() -> tuple[int, int, int] | None:
