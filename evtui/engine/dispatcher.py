@@ -56,7 +56,7 @@ from evtui.engine.telemetry import (
     LaneView,
     Snapshot,
     TargetView,
-    percentile,
+    outcomes,
 )
 from evtui.providers import make_adapter
 from evtui.providers.errors import ProviderError
@@ -964,36 +964,21 @@ class Engine:
         total_w = sum(t.weight for t in self.targets) or 1.0
         tviews = []
         for t in self.targets:
-            lanes = tuple(self._lane_view(ln, now) for ln in t.lanes)
-            c = t.counters
-            lat = list(c.latencies)
+            counts = outcomes(t.counters, now)
+            counts["in_flight"] = t.in_flight
             tviews.append(
                 TargetView(
+                    **counts,
                     id=t.id,
                     weight=t.weight,
                     share=(t.weight / total_w) if self.cfg.mode == "route" else 1.0,
                     effective_share=t.first_picks / picks if self.cfg.mode == "route" else 1.0,
-                    in_flight=t.in_flight,
                     concurrency_cap=t.conc.cap,
                     breaker=t.breaker.state,
                     breaker_reopens_in_s=t.breaker.reopens_in(now),
-                    requests=c.requests,
-                    ok=c.ok,
-                    rate_limited=c.count("rate_limited"),
-                    overloaded=c.count("overloaded"),
-                    server_errors=c.count("server_error"),
-                    timeouts=c.count("timeout"),
-                    connection_errors=c.count("connection_failed"),
                     fallbacks_out=t.fallbacks_out,
-                    rps=c.ring.rate(now),
-                    rps_series=c.ring.series(now),
-                    latency_p50_s=percentile(lat, 0.5),
-                    latency_p95_s=percentile(lat, 0.95),
-                    input_tokens=c.input_tokens,
-                    output_tokens=c.output_tokens,
-                    spend_usd=c.spend_usd,
                     cache_hits=t.cache_hits,
-                    lanes=lanes,
+                    lanes=tuple(self._lane_view(ln, now) for ln in t.lanes),
                 )
             )
         finished = self.done + self.failed + self.skipped
@@ -1027,28 +1012,13 @@ class Engine:
         )
 
     def _lane_view(self, ln: Lane, now: float) -> LaneView:
-        c = ln.counters
-        lat = list(c.latencies)
         return LaneView(
+            **outcomes(ln.counters, now),
             target=ln.target.id,
             key=ln.key.id,
-            requests=c.requests,
-            ok=c.ok,
-            rate_limited=c.count("rate_limited"),
-            overloaded=c.count("overloaded"),
-            server_errors=c.count("server_error"),
-            timeouts=c.count("timeout"),
-            connection_errors=c.count("connection_failed"),
-            in_flight=c.in_flight,
-            rps=c.ring.rate(now),
-            latency_p50_s=percentile(lat, 0.5),
-            latency_p95_s=percentile(lat, 0.95),
             cooldown_left_s=max(ln.cooldown_until - now, 0.0),
             disabled=ln.key.disabled,
             pace=ln.pacer.view(now),
-            input_tokens=c.input_tokens,
-            output_tokens=c.output_tokens,
-            spend_usd=c.spend_usd,
         )
 
 

@@ -98,9 +98,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
-class LaneView:
-    target: str
-    key: str  # masked key id
+class Outcomes:
+    """What a lane and a target both report: counts, rates, latency, tokens, spend."""
+
     requests: int
     ok: int
     rate_limited: int
@@ -110,41 +110,55 @@ class LaneView:
     connection_errors: int
     in_flight: int
     rps: float
+    rps_series: tuple[int, ...]  # per second, the last RING_S seconds (sparklines)
     latency_p50_s: float | None
     latency_p95_s: float | None
-    cooldown_left_s: float
-    disabled: str | None  # why, when the key is out of use
-    pace: PaceView
     input_tokens: int
     output_tokens: int
     spend_usd: float
 
 
+def outcomes(c: Counters, now: float) -> dict[str, Any]:
+    """The Outcomes fields of one set of counters, as keywords for a view."""
+    lat = list(c.latencies)
+    return {
+        "requests": c.requests,
+        "ok": c.ok,
+        "rate_limited": c.count("rate_limited"),
+        "overloaded": c.count("overloaded"),
+        "server_errors": c.count("server_error"),
+        "timeouts": c.count("timeout"),
+        "connection_errors": c.count("connection_failed"),
+        "in_flight": c.in_flight,
+        "rps": c.ring.rate(now),
+        "rps_series": c.ring.series(now),
+        "latency_p50_s": percentile(lat, 0.5),
+        "latency_p95_s": percentile(lat, 0.95),
+        "input_tokens": c.input_tokens,
+        "output_tokens": c.output_tokens,
+        "spend_usd": c.spend_usd,
+    }
+
+
 @dataclass(frozen=True, slots=True)
-class TargetView:
+class LaneView(Outcomes):
+    target: str
+    key: str  # masked key id
+    cooldown_left_s: float
+    disabled: str | None  # why, when the key is out of use
+    pace: PaceView
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView(Outcomes):
     id: str
     weight: float
     share: float  # configured share of first picks
     effective_share: float  # of first picks actually taken
-    in_flight: int
     concurrency_cap: int
     breaker: str
     breaker_reopens_in_s: float
-    requests: int
-    ok: int
-    rate_limited: int
-    overloaded: int
-    server_errors: int
-    timeouts: int
-    connection_errors: int
     fallbacks_out: int
-    rps: float
-    rps_series: tuple[int, ...]
-    latency_p50_s: float | None
-    latency_p95_s: float | None
-    input_tokens: int
-    output_tokens: int
-    spend_usd: float
     cache_hits: int
     lanes: tuple[LaneView, ...]
 
