@@ -289,3 +289,28 @@ def test_semantic_cache_answers_a_second_run_without_a_request(tmp_path: Path) -
         assert c["caption"] == a[c["frame"]]["caption"]
     stats = evtui("cache", "stats", "--json")
     assert stats.returncode == 0 and orjson.loads(stats.stdout)
+
+
+def test_exit_1_lists_frames_that_failed_and_exit_3_when_the_budget_is_reached(
+    tmp_path: Path,
+) -> None:
+    # Every key refused for quota: each frame fails permanently, and says why.
+    scen = (
+        "faults:\n"
+        f"  - {{provider: anthropic, kind: quota_exhausted, key: {KEYS['EVTUI_T_KEY3']}}}\n"
+        f"  - {{provider: openai, kind: quota_exhausted, key: {KEYS['EVTUI_T_KEY1']}}}\n"
+    )
+    with sim_in_thread(scen) as sim:
+        cfg = write_config(tmp_path / "job.yaml", CONFIG % {"overlap": "0%", "inflight": 8}, sim)
+        r = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(tmp_path / "f"))
+        assert r.returncode == 1, r.stderr
+        assert "failed permanently" in r.stderr and "frame 0 " in r.stderr
+        assert "no usable key" in r.stderr and KEYS["EVTUI_T_KEY1"] not in r.stderr
+    with sim_in_thread() as sim:
+        text = CONFIG % {"overlap": "0%", "inflight": 8} + "budget_usd: 0.01\n"
+        cfg = write_config(tmp_path / "budget.yaml", text, sim)
+        r = evtui("run", str(cfg), str(SAMPLE), "--no-ui", "--run-dir", str(tmp_path / "b"))
+        assert r.returncode == 3, r.stderr
+        assert "budget $0.01 reached" in r.stderr
+        caps = lines(tmp_path / "b" / "captions.jsonl")
+        assert 0 < len(caps) < 364 and sum(c["cost_usd"] for c in caps) <= 0.01
