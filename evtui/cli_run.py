@@ -199,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from evtui.tui.app import run_app
 
         try:
-            return run_app(job)
+            return run_app(job, theme=args.theme)
         finally:
             job.close()
     err = sys.stderr
@@ -274,6 +274,7 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="retry frames that failed")
     p.add_argument("--workers", type=int, help="render/encode worker processes (default: cores)")
     p.add_argument("--json", action="store_true", help="JSON status lines instead of a bar")
+    p.add_argument("--theme", help="the app's theme (default: the config's ui.theme)")
     p.add_argument(
         "--metrics-port", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT (0: any)"
     )

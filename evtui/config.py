@@ -303,6 +303,13 @@ class Guard(_Strict):
     boilerplate_frames: int = Field(default=50, ge=2, le=1_000_000)
 
 
+class Ui(_Strict):
+    """The app: a theme name (themes/ or ~/.config/evtui/themes/) and a keymap file."""
+
+    theme: str | None = None
+    keymap: str | None = None  # YAML: binding id -> keys (see evtui/tui/bindings.py)
+
+
 class LongContextPrice(_Strict):
     above: int = Field(gt=0)
     input: float | None = Field(default=None, ge=0)
@@ -336,6 +343,7 @@ class Config(_Strict):
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     engine: Engine = Field(default_factory=Engine)
     guard: Guard = Field(default_factory=Guard)
+    ui: Ui = Field(default_factory=Ui)
     _source: str = PrivateAttr(default="")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 

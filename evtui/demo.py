@@ -144,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if wants_app(args.no_ui):
                 from evtui.tui.app import run_app
 
-                return run_app(job)
+                return run_app(job, theme=args.theme)
             print(
                 f"evtui demo: {job.n_frames} frames of {sample.name} through three simulated "
                 f"providers into {run_dir} ({job.todo.count} to do)",
@@ -165,5 +165,6 @@ def add_demo_parser(subparsers: Any) -> None:
     sp.add_argument("--run-dir", help="where the demo run goes (default runs/demo)")
     sp.add_argument("--frames", type=int, help="only the first N frames")
     sp.add_argument("--json", action="store_true", help="JSON status lines instead of a bar")
+    sp.add_argument("--theme", help="the app's theme: evtui-dark, evtui-light, …")
     sp.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     sp.set_defaults(func=cmd_demo)

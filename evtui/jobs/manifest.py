@@ -32,6 +32,8 @@ HARMLESS: tuple[str, ...] = (
     "config.engine.*",
     "config.guard",
     "config.guard.*",
+    "config.ui",
+    "config.ui.*",
     "config.targets[*].weight",
     "config.targets[*].fallbacks",
     "config.providers.*.keys",

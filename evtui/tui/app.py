@@ -163,12 +163,17 @@ class ErrorApp(_Themed):
         self.exit(EXIT_BAD_INPUT)
 
 
-def run_app(job: Any, *, theme: str | None = None) -> int:
+def run_app(job: Any, *, theme: str | None = None, keymap_path: str | Path | None = None) -> int:
     """Run the app on an opened Job until the user quits; returns the exit code.
 
     The job is not closed here (its opener closes it); the engine thread is stopped.
+    `theme` and `keymap_path` default to the job config's `ui:` section.
     """
-    app = EvtuiApp(job, theme=theme)
+    ui = getattr(getattr(job, "cfg", None), "ui", None)
+    if ui is not None:
+        theme = theme or ui.theme
+        keymap_path = keymap_path or ui.keymap
+    app = EvtuiApp(job, theme=theme, keymap_path=keymap_path)
     code: int | None = None
     try:
         code = app.run()
