@@ -183,6 +183,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return show_error(e.report(), ui)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.config, args.recording)
     mode = "force" if args.force else ("new" if args.new else "refuse")
+    if ui:
+        return run_in_app(
+            args.config,
+            args.recording,
+            run_dir,
+            theme=args.theme,
+            on_mismatch=mode,
+            retry_failed=args.retry_failed,
+            workers=args.workers,
+            metrics_port=args.metrics_port,
+        )
     try:
         job = Job.open(
             cfg,
@@ -195,13 +206,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except (RecordingError, JobError, OSError) as e:
         return show_error(f"evtui run: {e}", ui)
-    if ui:
-        from evtui.tui.app import run_app
-
-        try:
-            return run_app(job, theme=args.theme)
-        finally:
-            job.close()
     err = sys.stderr
     for w in job.warnings:
         print(f"evtui run: warning: {w}", file=err)
@@ -227,6 +231,23 @@ def wants_app(no_ui: bool) -> bool:
         return True
     print("not a terminal: running headless (as with --no-ui)", file=sys.stderr)
     return False
+
+
+def run_in_app(
+    config: str | Path, recording: str | Path, run_dir: Path, *, theme: str | None, **kw: Any
+) -> int:
+    """The app, with the engine in its own process so the UI never waits on it."""
+    from evtui.engine.process import RemoteJob, RemoteJobError
+    from evtui.tui.app import run_app
+
+    try:
+        job = RemoteJob.open(config, recording, run_dir, **kw)
+    except RemoteJobError as e:
+        return show_error(str(e), True)
+    try:
+        return run_app(job, theme=theme)
+    finally:
+        job.close()
 
 
 def show_error(message: str, ui: bool) -> int:

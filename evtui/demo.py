@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
+import os
+import socket
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +133,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / "demo"
     frames = list(range(args.frames)) if args.frames else None
+    if wants_app(args.no_ui):
+        return _demo_app(args, sample, run_dir, frames)
     err = sys.stderr
     with SimThread(demo_scenario()) as sim:
         cfg = demo_config(sim)
@@ -141,10 +148,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
         )
         try:
-            if wants_app(args.no_ui):
-                from evtui.tui.app import run_app
-
-                return run_app(job, theme=args.theme)
             print(
                 f"evtui demo: {job.n_frames} frames of {sample.name} through three simulated "
                 f"providers into {run_dir} ({job.todo.count} to do)",
@@ -155,6 +158,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return _verdict(job, result, interrupted, run_dir, err)
         finally:
             job.close()
+
+
+def _serve_sim(port: int, scenario_path: str) -> None:
+    """The simulator's own process for the app: quiet (the terminal belongs to the app)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    from evtui.sim.server import run_sim
+
+    run_sim(port, scenario_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _demo_app(args: argparse.Namespace, sample: Path, run_dir: Path, frames: Any) -> int:
+    """The demo in the app: simulator, engine and app each in their own process, so
+    neither the simulator nor the engine ever makes the app wait."""
+    from evtui.cli_run import run_in_app
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="evtui-demo-") as tmp:
+        scenario = Path(tmp) / "scenario.yaml"
+        scenario.write_text(SCENARIO)
+        sim = mp.get_context("spawn").Process(
+            target=_serve_sim, args=(port, str(scenario)), daemon=True
+        )
+        sim.start()
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or not sim.is_alive():
+                        print("evtui demo: the simulator did not start", file=sys.stderr)
+                        return 2
+                    time.sleep(0.05)
+            root = f"http://127.0.0.1:{port}"
+            text = CONFIG.replace("@openai", f"{root}/v1")
+            text = text.replace("@anthropic", root).replace("@gemini", root)
+            config = Path(tmp) / "demo.yaml"
+            config.write_text(text)
+            os.environ.update(DEMO_KEYS)  # the engine process inherits them
+            return run_in_app(
+                config,
+                sample,
+                run_dir,
+                theme=args.theme,
+                on_mismatch="force",
+                frames=frames,
+                time_scale=TIME_SCALE,
+                metrics_port=args.metrics_port,
+            )
+        finally:
+            sim.terminate()
+            sim.join(10)
 
 
 def add_demo_parser(subparsers: Any) -> None:
