@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -150,6 +151,7 @@ class Session:
         self.interrupted = False
         self.quitting = 0  # 1: draining to quit, 2: stopping now
         self._previews: OrderedDict[tuple[int, str], View] = OrderedDict()
+        self._preview_lock = threading.Lock()
         self._traces = TraceIndex(self.run_dir / TRACE)
 
     @property
@@ -251,10 +253,11 @@ class Session:
         """Window k rendered for the preview (the job's method unless another is asked)."""
         method = method or self.method
         key = (k, method)
-        got = self._previews.get(key)
-        if got is not None:
-            self._previews.move_to_end(key)
-            return got
+        with self._preview_lock:  # a prefetching worker thread shares the cache
+            got = self._previews.get(key)
+            if got is not None:
+                self._previews.move_to_end(key)
+                return got
         plan = self.job.plan
         if method != plan.method:
             plan = replace(plan, method=method, params=())
@@ -264,9 +267,10 @@ class Session:
             v = View(k, int(ew.t0_us), int(ew.t1_us), int(ew.events), method, ew.pixels)
         except Exception as e:  # an unreadable part of the recording: say so, keep going
             v = View(k, 0, 0, 0, method, None, f"cannot render frame {k}: {e}")
-        self._previews[key] = v
-        if len(self._previews) > PREVIEW_CACHE:
-            self._previews.popitem(last=False)
+        with self._preview_lock:
+            self._previews[key] = v
+            if len(self._previews) > PREVIEW_CACHE:
+                self._previews.popitem(last=False)
         return v
 
     def traces(self, k: int) -> list[dict[str, Any]]:

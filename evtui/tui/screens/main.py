@@ -9,6 +9,7 @@ it shows changed, the progress line on a new snapshot and the routing panel at ~
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -143,6 +144,19 @@ class MainScreen(Screen[None]):
         self._traces = self.session.traces(k)
         self._show_captions()
         self._list.show(self.frames, k)
+        # Render the neighbours on a worker thread: stepping through frames then finds
+        # them ready instead of decoding on the UI's loop (~30 ms a window).
+        self.run_worker(
+            partial(self._prefetch, k, self.method),
+            thread=True,
+            group="prefetch",
+            exclusive=True,
+        )
+
+    def _prefetch(self, k: int, method: str) -> None:
+        for j in (k + 1, k - 1, k + 2):
+            if 0 <= j < self.book.n:
+                self.session.view(j, method)
 
     def _show_preview(self) -> None:
         v = self.session.view(self.frame, self.method)
