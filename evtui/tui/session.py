@@ -99,8 +99,13 @@ class TraceIndex:
         self.path = path
         self.pos = 0
         self.spans: dict[int, list[tuple[int, int]]] = {}
+        self._lock = threading.Lock()  # the app's prefetch thread indexes too
 
     def update(self) -> None:
+        with self._lock:
+            self._update()
+
+    def _update(self) -> None:
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -272,6 +277,11 @@ class Session:
             if len(self._previews) > PREVIEW_CACHE:
                 self._previews.popitem(last=False)
         return v
+
+    def index_traces(self) -> None:
+        """Catch the trace index up (off the UI's loop), so a move reads little."""
+        with contextlib.suppress(OSError, ValueError):
+            self._traces.update()
 
     def traces(self, k: int) -> list[dict[str, Any]]:
         """Route records of frame k in commit order (indexed; the store's scan if that fails)."""

@@ -154,6 +154,7 @@ class MainScreen(Screen[None]):
         )
 
     def _prefetch(self, k: int, method: str) -> None:
+        self.session.index_traces()
         for j in (k + 1, k - 1, k + 2):
             if 0 <= j < self.book.n:
                 self.session.view(j, method)
