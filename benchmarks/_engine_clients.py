@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from _common import proc_cpu_s as _proc_cpu_s
+
 PROMPT = "Describe this event-camera frame in one sentence."
 MAX_OUT = 300
 KEY = "bench-key"  # the simulator accepts any key when none are configured
@@ -47,13 +49,8 @@ def weighted_order(weights: list[float], n: int) -> list[int]:
 
 
 def proc_cpu_s(pid: int) -> float:
-    """utime + stime of another process (the simulator), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+    """utime + stime of another process (the simulator); nan once it is gone."""
+    return _proc_cpu_s(pid, float("nan"))
 
 
 def cpu_wait_s(pid: int | str = "self") -> float:

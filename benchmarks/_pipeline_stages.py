@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+from _common import proc_cpu_s
 
 from evtui.events.recording import Recording
-from evtui.events.render import CD_PALETTES, cdframe, renderer
+from evtui.events.render import cdframe, renderer
 from evtui.events.types import EVENT_DTYPE
+from evtui.events.windows import Window
 from evtui.frames.encode import EncodeSpec, encode_frame, frame_pixel_hash
 from evtui.frames.pipeline import (
     EncodedWindow,
@@ -32,21 +33,9 @@ from evtui.frames.pipeline import (
     encoded_windows,
     make_executor,
 )
-
-CLK = os.sysconf("SC_CLK_TCK")
-
+from evtui.frames.pipeline import SlidingCD as _SlidingCD
 
 # -- CPU accounting from /proc ----------------------------------------------------------
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of one process (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _children() -> dict[int, list[int]]:
@@ -211,48 +200,15 @@ def _stage_pass(plan: FramePlan, k0: int, n: int, chunk: int = 32) -> StageTimes
 
 
 class SlidingCD:
-    """cdframe for overlapping windows in O(new events + pixels) instead of O(window events).
-
-    The last event of each render pixel is kept across windows (time and polarity); window
-    [t0, t1) is then every pixel whose last event up to t1 is at or after t0, coloured by
-    that event's polarity — exactly what cdframe draws from the window's own events.
-    Coordinates go through per-axis lookup tables (sensor → render grid), so nothing is
-    written back into the events.
-    """
+    """evtui's sliding cdframe (evtui.frames.pipeline), called the way these stages call it."""
 
     def __init__(
         self, sensor: tuple[int, int], size: tuple[int, int], palette: str = "dark"
     ) -> None:
-        (sw, sh), (w, h) = sensor, size
-        self.w, self.h = w, h
-        self.xmap = (np.arange(sw, dtype=np.int64) * w // sw).astype(np.intp)
-        self.ymap = (np.arange(sh, dtype=np.int64) * h // sh * w).astype(np.intp)
-        self.last_t = np.full(w * h, np.iinfo(np.int64).min, np.int64)
-        self.last_label = np.zeros(w * h, np.uint8)  # 1 OFF, 2 ON (cdframe's labels)
-        self.valid = np.empty(w * h, bool)
-        self.label = np.empty((h, w), np.uint8)
-        bg, on, off = CD_PALETTES[palette]
-        pal = np.zeros((256, 4), np.uint8)
-        pal[:3, :3] = (bg, off, on)
-        self.palette = pal.view(np.uint32).ravel()  # one gather colours a pixel
-        self.rgba = np.empty((h, w, 4), np.uint8)
-        self.fed_to = np.iinfo(np.int64).min
+        self._cd = _SlidingCD(sensor, size, palette)
 
     def frame(self, events: np.ndarray, t0: int, t1: int) -> np.ndarray:
-        new = events
-        if self.fed_to > t0:  # overlapping the previous window: only the events after it
-            new = events[np.searchsorted(events["t"], self.fed_to) :]
-        pix = self.ymap[new["y"]]
-        pix += self.xmap[new["x"]]
-        # Events are in time order and NumPy assigns repeated indices in order, so each
-        # pixel keeps its last event (checked against cdframe by the benchmark).
-        self.last_t[pix] = new["t"]
-        self.last_label[pix] = new["p"] + 1
-        self.fed_to = t1
-        np.greater_equal(self.last_t, t0, out=self.valid)
-        np.multiply(self.last_label, self.valid, out=self.label.reshape(-1))
-        np.take(self.palette, self.label, out=self.rgba.view(np.uint32)[:, :, 0], mode="wrap")
-        return cv2.cvtColor(self.rgba, cv2.COLOR_RGBA2RGB)
+        return self._cd(Window(0, t0, t1, events))
 
 
 def _fast_copy(ev: np.ndarray) -> np.ndarray:

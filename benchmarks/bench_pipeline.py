@@ -194,7 +194,8 @@ def whole_run(
 
     A run slower than 20 frames/s (plus a minute) is interrupted: SIGTERM drains it.
     """
-    from _pipeline_stages import TreeCPU, proc_cpu_s
+    from _common import proc_cpu_s
+    from _pipeline_stages import TreeCPU
 
     caps, ledger = LineCounter(run_dir / "captions.jsonl"), LineCounter(run_dir / "ledger.jsonl")
     trace = LineCounter(run_dir / "trace.jsonl")

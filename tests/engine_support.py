@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,3 +100,27 @@ def write_config(path: Path, text: str, sim: SimServer) -> Path:
         text = text.replace(f"@{p}", sim.base_url(p))
     path.write_text(text)
     return path
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.evt3.raw"
+
+# Compare mode over two simulated providers on small frames: a whole job in seconds.
+COMPARE_CONFIG = """
+providers:
+  openai: {protocol: openai, base_url: "@openai", keys: [{key: "${EVTUI_T_KEY1}"}]}
+  anthropic: {protocol: anthropic, base_url: "@anthropic", keys: [{key: "${EVTUI_T_KEY3}"}]}
+targets:
+  - {id: anthropic/claude-haiku-4-5}
+  - {id: openai/gpt-4o}
+mode: compare
+prompts: {default: {text: Describe the frame.}}
+render: {window: 100ms, width: 160, height: 120}
+"""
+
+
+def wait(pred: Any, timeout: float = 60.0) -> None:
+    """Until `pred()` holds (a test helper: fails the test on timeout)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from evtui.engine.process import RemoteJob, RemoteJobError
-from tests.engine_support import KEYS, sim_in_thread, write_config
-
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.evt3.raw"
-CONFIG = """
-providers:
-  openai: {protocol: openai, base_url: "@openai", keys: [{key: "${EVTUI_T_KEY1}"}]}
-  anthropic: {protocol: anthropic, base_url: "@anthropic", keys: [{key: "${EVTUI_T_KEY3}"}]}
-targets:
-  - {id: anthropic/claude-haiku-4-5}
-  - {id: openai/gpt-4o}
-mode: compare
-prompts: {default: {text: Describe the frame.}}
-render: {window: 100ms, width: 160, height: 120}
-"""
-
-
-def wait(pred, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+from tests.engine_support import (
+    COMPARE_CONFIG,
+    KEYS,
+    SAMPLE,
+    sim_in_thread,
+    wait,
+    write_config,
+)
 
 
 def test_remote_job_runs_reviews_reruns_and_drains(tmp_path: Path, monkeypatch) -> None:
     for k, v in KEYS.items():
         monkeypatch.setenv(k, v)
     with sim_in_thread() as sim:
-        cfg = write_config(tmp_path / "job.yaml", CONFIG, sim)
+        cfg = write_config(tmp_path / "job.yaml", COMPARE_CONFIG, sim)
         job = RemoteJob.open(cfg, SAMPLE, tmp_path / "run", workers=1)
         try:
             src = job.start_thread()
@@ -67,7 +53,7 @@ def test_remote_job_says_why_it_cannot_open(tmp_path: Path, monkeypatch) -> None
     junk = tmp_path / "junk.raw"
     junk.write_bytes(b"\x00garbage" * 50)
     cfg = tmp_path / "job.yaml"
-    cfg.write_text(CONFIG.replace("@openai", "http://127.0.0.1:9/v1").replace(
+    cfg.write_text(COMPARE_CONFIG.replace("@openai", "http://127.0.0.1:9/v1").replace(
         "@anthropic", "http://127.0.0.1:9"))  # fmt: skip
     with pytest.raises(RemoteJobError) as e:
         RemoteJob.open(cfg, junk, tmp_path / "run")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +10,19 @@ from evtui.config import parse_config
 from evtui.engine.job import Job, render_size
 from evtui.jobs.layout import LEDGER
 from evtui.jobs.lines import grep_frame
-from tests.engine_support import KEYS, sim_in_thread, write_config
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample_data" / "sample.evt3.raw"
-
-CONFIG = """
-providers:
-  openai: {protocol: openai, base_url: "@openai", keys: [{key: "${EVTUI_T_KEY1}"}]}
-  anthropic: {protocol: anthropic, base_url: "@anthropic", keys: [{key: "${EVTUI_T_KEY3}"}]}
-targets:
-  - {id: anthropic/claude-haiku-4-5}
-  - {id: openai/gpt-4o}
-mode: compare
-prompts: {default: {text: Describe the frame.}}
-render: {window: 100ms, width: 160, height: 120}
-"""
-
-
-def wait(pred, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+from tests.engine_support import (
+    COMPARE_CONFIG,
+    KEYS,
+    SAMPLE,
+    sim_in_thread,
+    wait,
+    write_config,
+)
 
 
 def test_job_thread_preview_rerun_and_review(tmp_path: Path) -> None:
     with sim_in_thread() as sim:
-        path = write_config(tmp_path / "job.yaml", CONFIG, sim)
+        path = write_config(tmp_path / "job.yaml", COMPARE_CONFIG, sim)
         cfg = parse_config(path.read_text(), str(path), env=KEYS)
         job = Job.open(cfg, SAMPLE, tmp_path / "run", workers=1)
         try:
@@ -69,7 +53,7 @@ def test_job_thread_preview_rerun_and_review(tmp_path: Path) -> None:
 
 
 def test_render_size_is_what_the_models_use() -> None:
-    text = CONFIG.replace("@openai", "http://127.0.0.1:1/v1").replace(
+    text = COMPARE_CONFIG.replace("@openai", "http://127.0.0.1:1/v1").replace(
         "@anthropic", "http://127.0.0.1:1"
     )
     cfg = parse_config(text.replace("render: {window: 100ms, width: 160, height: 120}", ""),

@@ -174,7 +174,6 @@ class Engine:
         self.slots_total: int | None = None
         self._results: list[dict[str, Any]] = []
         self._traces: list[dict[str, Any]] = []
-        self._done_ring = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining = False
         self._stopping = False

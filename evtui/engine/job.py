@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from evtui import __version__
 from evtui.cache import CacheError, SemanticCache
 from evtui.config import Config
 from evtui.engine.dispatcher import Engine, RunResult
@@ -36,13 +37,6 @@ from evtui.frames.pipeline import (
 from evtui.jobs import JobStore
 from evtui.providers.images import provider_resize
 from evtui.providers.types import ImagePart
-
-try:
-    from importlib.metadata import version as _version
-
-    EVTUI_VERSION = _version("evtui")
-except Exception:  # running from a source tree without metadata
-    EVTUI_VERSION = "0+unknown"
 
 
 def window_spec(cfg: Config) -> WindowSpec:
@@ -86,7 +80,7 @@ def manifest(cfg: Config, rec: Recording, size: tuple[int, int]) -> dict[str, An
         "prompts": {name: p.version for name, p in cfg.prompts.items()},
         "targets": [t.id for t in cfg.targets],
         "mode": cfg.mode,
-        "evtui_version": EVTUI_VERSION,
+        "evtui_version": __version__,
     }
 
 

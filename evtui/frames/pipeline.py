@@ -115,8 +115,10 @@ class SlidingCD:
         self.lut_x = (np.arange(sensor[0], dtype=np.int64) * w // sensor[0]).astype(np.intp)
         self.lut_y = (np.arange(sensor[1], dtype=np.int64) * h // sensor[1]).astype(np.intp)
         bg, on, off = CD_PALETTES[palette]
-        self.lut = np.zeros((256, 1, 3), np.uint8)
-        self.lut[:3, 0] = (bg, off, on)
+        pal = np.zeros((3, 4), np.uint8)
+        pal[:, :3] = (bg, off, on)
+        self.palette = pal.view(np.uint32).ravel()  # one gather colours a pixel (RGBA)
+        self._rgba = np.empty((h, w, 4), np.uint8)
         self.upto: int | None = None  # events with t < upto are already in
 
     def __call__(self, win: Window) -> np.ndarray:
@@ -136,8 +138,9 @@ class SlidingCD:
             self.last_t[where] = ev["t"][last]
             self.last_p[where] = ev["p"][last].astype(np.uint8) + 1
         self.upto = win.t1_us
-        label = np.where(self.last_t >= win.t0_us, self.last_p, np.uint8(0)).reshape(self.h, self.w)
-        return cv2.LUT(cv2.merge([label, label, label]), self.lut)
+        label = np.where(self.last_t >= win.t0_us, self.last_p, np.uint8(0))
+        np.take(self.palette, label.reshape(self.h, self.w), out=self._rgba.view(np.uint32)[..., 0])
+        return cv2.cvtColor(self._rgba, cv2.COLOR_RGBA2RGB)
 
 
 def _drawer(plan: FramePlan, sensor: tuple[int, int], size: tuple[int, int]) -> Any:
