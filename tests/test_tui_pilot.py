@@ -38,6 +38,7 @@ from tests.test_tui_support import (
     await_until,
     open_job,
     pilot_run,
+    preview_shows,
     reviews_of,
     run_to_idle,
 )
@@ -109,7 +110,7 @@ def text_of(widget) -> str:
 
 def column(app: EvtuiApp, col: str) -> str:
     (c,) = [c for c in app.main.query(CaptionColumn) if c.col == col]
-    return text_of(c.body)
+    return c.text
 
 
 # -- moving around --------------------------------------------------------------------------
@@ -136,6 +137,7 @@ def test_next_prev_first_last_goto_and_palette(jobs):
         await pilot.press("backspace", "backspace", "1", "7", "enter")
         assert app.screen is main and main.frame == 17
         preview = main.query_one(FramePreview)
+        await preview_shows(app, 17)  # rendered by the preview worker process
         assert np.array_equal(preview.image, job.preview(17))
         assert "17" in text_of(main.query_one("#meta"))
         await pilot.press("ctrl+p")
@@ -156,10 +158,13 @@ def test_preview_is_redrawn_only_on_frame_or_size_change(jobs):
     async def script(pilot):
         await idle(app)
         preview = app.main.query_one(FramePreview)
+        await preview_shows(app, 0)
+        await pilot.pause()
         built = preview.builds
         await pilot.pause(0.5)  # five engine ticks
         assert preview.builds == built
         await pilot.press("right")
+        await preview_shows(app, 1)
         await pilot.pause()
         assert preview.builds == built + 1
         await pilot.resize_terminal(100, 34)
@@ -361,10 +366,12 @@ def test_render_method_switches_the_preview_only(jobs):
         options.highlighted = ids.index("histogram")
         await pilot.press("enter")
         assert main.method == "histogram"
+        await preview_shows(app, 0, "histogram")
         assert np.array_equal(preview.image, job.preview(0, method="histogram"))
         assert "job renders cdframe" in text_of(main.query_one("#meta"))
         assert job.plan.method == "cdframe"
         await pilot.press("right")  # the method stays while moving
+        await preview_shows(app, 1, "histogram")
         assert np.array_equal(preview.image, job.preview(1, method="histogram"))
         await pilot.press("ctrl+p")
         await pilot.press(*"cdframe")
@@ -372,6 +379,7 @@ def test_render_method_switches_the_preview_only(jobs):
         await pilot.press("enter")
         await pilot.pause()
         assert main.method == "cdframe"
+        await preview_shows(app, 1)
         assert np.array_equal(preview.image, job.preview(1))
 
     drive(app, script)
@@ -582,16 +590,19 @@ def test_unreadable_window_is_a_message_in_the_preview(jobs, monkeypatch):
         return real(plan, k0, k1, *a, **kw)
 
     monkeypatch.setattr(session_mod, "render_range", broken)
+    monkeypatch.setattr(session_mod, "PREVIEW_POOL", "thread")  # the patch reaches it
     app = EvtuiApp(job, source=FixedSource(EMPTY_SNAPSHOT))
 
     async def script(pilot):
         await pilot.press("right")
+        await preview_shows(app, 1)
         preview = app.main.query_one(FramePreview)
         assert preview.image is None
         lines = [preview.render_line(y).text.strip() for y in range(preview.size.height)]
         text = " ".join(x for x in lines if x)
         assert "cannot render frame 1: sample.evt3.raw: byte 4096: truncated event word" in text
         await pilot.press("right")  # the app goes on
+        await preview_shows(app, 2)
         assert preview.image is not None and app.main.frame == 2
 
     drive(app, script)

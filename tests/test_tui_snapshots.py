@@ -26,6 +26,7 @@ from tests.test_tui_support import (
     SEQUENTIAL,
     SIZE,
     FixedSource,
+    await_until,
     open_job,
     run_to_idle,
     steady,
@@ -86,8 +87,13 @@ def steady_app(job, snap) -> EvtuiApp:
 
 
 def keys(*names: str):
+    """Press `names`, then wait for the preview worker's frame to be on screen."""
+
     async def run_before(pilot) -> None:
-        await pilot.press(*names)
+        if names:
+            await pilot.press(*names)
+        main = pilot.app.main
+        await await_until(lambda: main.shown == (main.frame, main.method))
         await pilot.pause()
 
     return run_before
@@ -111,7 +117,7 @@ def test_provider_in_cooldown(snap_compare, finished):
     job, snap = finished["cooldown"]
     lanes = snap.target("openai/gpt-4o").lanes
     assert all(ln.cooldown_left_s > 0 for ln in lanes)  # what the picture must show
-    assert snap_compare(steady_app(job, snap), terminal_size=SIZE)
+    assert snap_compare(steady_app(job, snap), terminal_size=SIZE, run_before=keys())
 
 
 def test_disabled_key(snap_compare, finished):
@@ -119,13 +125,13 @@ def test_disabled_key(snap_compare, finished):
     key1, key2 = snap.target("openai/gpt-4o").lanes
     assert key1.disabled and key1.disabled.startswith("quota exhausted") and not key2.disabled
     # frame 0: key#1's 429 (quota) then key#2's answer in the route line
-    assert snap_compare(steady_app(job, snap), terminal_size=SIZE)
+    assert snap_compare(steady_app(job, snap), terminal_size=SIZE, run_before=keys())
 
 
 def test_every_provider_down(snap_compare, finished):
     job, snap = finished["down"]
     assert snap.failed == 2 * job.n_frames
-    assert snap_compare(steady_app(job, snap), terminal_size=SIZE)
+    assert snap_compare(steady_app(job, snap), terminal_size=SIZE, run_before=keys())
 
 
 BAD_CONFIG = """\

@@ -117,6 +117,12 @@ async def await_until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def preview_shows(app: Any, k: int, method: str | None = None) -> None:
+    """Wait until the preview worker's render of frame k is on screen."""
+    main = app.main
+    await await_until(lambda: main.shown == (k, method or main.method))
+
+
 def run_to_idle(job: Job) -> Snapshot:
     """Run the job's engine until every frame is done; returns the last snapshot."""
     th = job.start_thread()

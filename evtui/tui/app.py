@@ -12,6 +12,7 @@ could not start), 3 budget reached, 130 interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from evtui.tui.themes import DEFAULT_THEME, load_themes
 
 CSS = Path(__file__).with_name("app.tcss")
 GC_PARK_S = 3.0
+PANEL_EVERY = 3  # ticks between routing panel redraws
 POLL_S = 0.1
 NOTIFY = {
     "key_disabled": "warning",
@@ -108,6 +110,9 @@ class EvtuiApp(_Themed):
         for p in self.start_problems:
             self.notify(p, severity="error", timeout=10)
         self.set_interval(self._poll_s, self._tick)
+        # The routing panel at ~3 Hz, in its own callback: never in the same slice as a
+        # tick's captions or a keypress.
+        self.set_interval(self._poll_s * PANEL_EVERY, self._panel_tick)
         # The frame book only grows; rescanning it in full collections paused the UI for
         # ~180 ms. Park what exists every few seconds where the collector never looks.
         self._gc_before = gc.get_threshold()
@@ -121,16 +126,24 @@ class EvtuiApp(_Themed):
             gc.set_threshold(*before)
             gc.unfreeze()
 
-    def _tick(self) -> None:
+    async def _tick(self) -> None:
         s = self.session
-        for e in s.tick():
+        for e in s.poll():
             sev = NOTIFY.get(e.kind)
             if sev is not None:
                 self.notify(e.message, severity=sev, timeout=6)  # type: ignore[arg-type]
+        # Hundreds of captions a tick at full rate: filed in slices, so a keypress that
+        # arrives meanwhile is handled within a few milliseconds, not after all of them.
+        while s.absorb():
+            await asyncio.sleep(0)
         if self.main is not None:
             self.main.apply()
         if s.quitting and not s.alive:
             self.exit(s.exit_code())
+
+    def _panel_tick(self) -> None:
+        if self.main is not None:
+            self.main.apply_panel()
 
     def action_quit(self) -> None:  # type: ignore[override]
         what = self.session.quit()

@@ -12,9 +12,12 @@ import contextlib
 import os
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,15 +25,20 @@ import numpy as np
 import orjson
 
 from evtui.engine.telemetry import EMPTY_SNAPSHOT, Event, Snapshot
-from evtui.frames.pipeline import render_range
+from evtui.frames.pipeline import FramePlan, make_executor, render_range
 from evtui.tui.book import ROUTE, FrameBook
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 LEDGER = "ledger.jsonl"  # where the job store keeps rerun answers for keys already done
 TRACE = "trace.jsonl"  # route records, one line each, in commit order
-_FRAME = re.compile(rb'"frame":\s*(\d+)')
+# One complete line and the first frame number in it (a record's own key comes first).
+_LINE = re.compile(rb'^[^\n]*?"frame":\s*(\d+)[^\n]*\n', re.M)
 _FINISHED = ("idle", "done", "budget", "failed", "stopped")
 PREVIEW_CACHE = 32
+ABSORB_SLICE_S = 0.003  # captions filed per slice of the UI's loop (then keys run)
+# Where previews are rendered: a worker process keeps decoding off the app's GIL (a thread
+# rendering beside the UI made every keypress wait for it); "thread" for tests that patch.
+PREVIEW_POOL = "process"
 
 
 class Source(Protocol):
@@ -86,6 +94,15 @@ def ledger_reruns(run_dir: Path) -> Iterator[dict[str, Any]]:
             yield r
 
 
+def render_view(plan: FramePlan, k: int) -> View:
+    """Window k rendered for the preview (runs in the preview worker, or inline)."""
+    try:
+        (ew,) = render_range(plan, k, k + 1)
+        return View(k, int(ew.t0_us), int(ew.t1_us), int(ew.events), plan.method, ew.pixels)
+    except Exception as e:  # an unreadable part of the recording: say so, keep going
+        return View(k, 0, 0, 0, plan.method, None, f"cannot render frame {k}: {e}")
+
+
 class TraceIndex:
     """Where each frame's route records sit in trace.jsonl, read incrementally.
 
@@ -116,14 +133,11 @@ class TraceIndex:
             f.seek(self.pos)
             block = f.read(size - self.pos)
         end = block.rfind(b"\n") + 1
-        start = 0
         spans = self.spans
-        while start < end:
-            nl = block.index(b"\n", start)
-            m = _FRAME.search(block, start, nl)
-            if m is not None:
-                spans.setdefault(int(m.group(1)), []).append((self.pos + start, nl - start))
-            start = nl + 1
+        base = self.pos
+        for m in _LINE.finditer(block, 0, end):  # one C scan; Python sees matches only
+            a, b = m.span()
+            spans.setdefault(int(m.group(1)), []).append((base + a, b - a - 1))
         self.pos += end
 
     def records(self, k: int) -> list[dict[str, Any]]:
@@ -157,6 +171,12 @@ class Session:
         self.quitting = 0  # 1: draining to quit, 2: stopping now
         self._previews: OrderedDict[tuple[int, str], View] = OrderedDict()
         self._preview_lock = threading.Lock()
+        self._inbox: deque[Any] = deque()  # polled caption events not in the book yet
+        self._rendering: dict[tuple[int, str], Future[View]] = {}
+        # Started now, before the app takes over stdout/stderr: the process helpers
+        # (forkserver, resource tracker) need the real ones. The worker then starts warm.
+        self._pool: Executor | None = make_executor(PREVIEW_POOL, 1)
+        self._pool.submit(os.getpid)
         self._traces = TraceIndex(self.run_dir / TRACE)
 
     @property
@@ -183,19 +203,38 @@ class Session:
 
     def tick(self) -> list[Event]:
         """Read the snapshot and drain the events (same tick); returns the must-see ones."""
+        important = self.poll()
+        while self.absorb(float("inf")):
+            pass
+        return important
+
+    def poll(self) -> list[Event]:
+        """The snapshot and every queued event: must-see ones returned, captions kept for
+        `absorb` (cheap: the UI files them in slices, between keypresses)."""
         src = self.source
         if src is None:
             return []
         self.snapshot = src.snapshot
         important = []
-        book = self.book
+        inbox = self._inbox
         for e in src.events.drain():
             if e.kind == "caption":
-                book.add(dict(e.data))
+                inbox.append(e.data)
             else:
                 important.append(e)
-        book.settle()
         return important
+
+    def absorb(self, budget_s: float = ABSORB_SLICE_S) -> bool:
+        """File polled captions into the book for about `budget_s`; True while some remain."""
+        inbox, book = self._inbox, self.book
+        end = time.perf_counter() + budget_s
+        while inbox:
+            for _ in range(min(len(inbox), 64)):
+                book.add(dict(inbox.popleft()))
+            if time.perf_counter() >= end:
+                break
+        book.settle()
+        return bool(inbox)
 
     @property
     def alive(self) -> bool:
@@ -254,34 +293,73 @@ class Session:
         )
 
     # -- frames -------------------------------------------------------------------------
-    def view(self, k: int, method: str | None = None) -> View:
-        """Window k rendered for the preview (the job's method unless another is asked)."""
-        method = method or self.method
-        key = (k, method)
-        with self._preview_lock:  # a prefetching worker thread shares the cache
-            got = self._previews.get(key)
-            if got is not None:
-                self._previews.move_to_end(key)
-                return got
+    def _plan(self, method: str) -> FramePlan:
         plan = self.job.plan
         if method != plan.method:
             plan = replace(plan, method=method, params=())
-        plan = replace(plan, keep_pixels=True, min_events=0)
-        try:
-            (ew,) = render_range(plan, k, k + 1)
-            v = View(k, int(ew.t0_us), int(ew.t1_us), int(ew.events), method, ew.pixels)
-        except Exception as e:  # an unreadable part of the recording: say so, keep going
-            v = View(k, 0, 0, 0, method, None, f"cannot render frame {k}: {e}")
+        return replace(plan, keep_pixels=True, min_events=0)
+
+    def _keep(self, v: View) -> View:
         with self._preview_lock:
-            self._previews[key] = v
+            self._previews[(v.index, v.method)] = v
             if len(self._previews) > PREVIEW_CACHE:
                 self._previews.popitem(last=False)
         return v
 
-    def index_traces(self) -> None:
-        """Catch the trace index up (off the UI's loop), so a move reads little."""
-        with contextlib.suppress(OSError, ValueError):
-            self._traces.update()
+    def cached_view(self, k: int, method: str | None = None) -> View | None:
+        """Window k if it was rendered already (no work)."""
+        key = (k, method or self.method)
+        with self._preview_lock:
+            got = self._previews.get(key)
+            if got is not None:
+                self._previews.move_to_end(key)
+            return got
+
+    def view(self, k: int, method: str | None = None) -> View:
+        """Window k rendered for the preview, here and now (the job's method by default)."""
+        method = method or self.method
+        got = self.cached_view(k, method)
+        return got if got is not None else self._keep(render_view(self._plan(method), k))
+
+    def request_view(self, k: int, method: str | None = None) -> Future[View]:
+        """Window k rendered by the preview worker; one render per window however often asked."""
+        method = method or self.method
+        key = (k, method)
+        got = self.cached_view(k, method)
+        if got is not None:
+            done: Future[View] = Future()
+            done.set_result(got)
+            return done
+        with self._preview_lock:
+            fut = self._rendering.get(key)
+            if fut is not None and not fut.cancelled():
+                return fut
+            if self._pool is None:  # closed: render here
+                fut = Future()
+                fut.set_result(self._keep(render_view(self._plan(method), k)))
+                return fut
+            fut = self._pool.submit(render_view, self._plan(method), k)
+            self._rendering[key] = fut
+        fut.add_done_callback(partial(self._rendered, key))
+        return fut
+
+    def _rendered(self, key: tuple[int, str], fut: Future[View]) -> None:
+        with self._preview_lock:
+            if self._rendering.get(key) is fut:
+                del self._rendering[key]
+        if not fut.cancelled() and fut.exception() is None:
+            self._keep(fut.result())
+
+    def want_views(self, ks: Iterable[int], method: str | None = None) -> None:
+        """Render these windows ahead; queued renders of others are dropped (the user moved on)."""
+        method = method or self.method
+        wanted = {(k, method) for k in ks}
+        with self._preview_lock:
+            stale = [f for key, f in self._rendering.items() if key not in wanted]
+        for fut in stale:
+            fut.cancel()  # only a render not started yet is cancelled
+        for k, m in wanted:
+            self.request_view(k, m)
 
     def traces(self, k: int) -> list[dict[str, Any]]:
         """Route records of frame k in commit order (indexed; the store's scan if that fails)."""
@@ -342,6 +420,9 @@ class Session:
 
     def close(self, timeout: float = 10.0) -> None:
         """Make sure the engine thread is gone (stop it if the app ended another way)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         src = self.source
         if src is not None and src.alive:
             src.stop()

@@ -9,13 +9,14 @@ it shows changed, the progress line on a new snapshot and the routing panel at ~
 
 from __future__ import annotations
 
-from functools import partial
+import asyncio
+from concurrent.futures import Future
 from typing import Any, ClassVar
 
 import numpy as np
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -26,14 +27,13 @@ from evtui.tui.book import FILTERS
 from evtui.tui.commands import EvtuiCommands
 from evtui.tui.screens.dialogs import ChoiceScreen, EditScreen, GotoScreen, WeightsScreen
 from evtui.tui.screens.explain import ExplainScreen
-from evtui.tui.session import Session
+from evtui.tui.session import Session, View
 from evtui.tui.widgets.captions import CaptionBoard
 from evtui.tui.widgets.frame_list import FrameList
 from evtui.tui.widgets.preview import FramePreview
 from evtui.tui.widgets.progress import JobProgress
 from evtui.tui.widgets.routing import RoutingPanel, all_down
 
-PANEL_EVERY = 3  # ticks between routing panel redraws
 NEXT_FILTER = {"unreviewed": "unreviewed", "failed": "failed", "disagreement": "disagree"}
 
 
@@ -54,8 +54,8 @@ class MainScreen(Screen[None]):
         self._traces: list[dict[str, Any]] = []
         self._banner = ""
         self._ready = False
-        self._ticks = 0
         self._panel_state = ""
+        self.shown: tuple[int, str] | None = None  # (frame, method) the preview shows
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -67,8 +67,7 @@ class MainScreen(Screen[None]):
                     with Vertical(id="preview-box"):
                         yield FramePreview(id="preview")
                         yield Static("", id="meta")
-                    with VerticalScroll(id="routing-box"):
-                        yield RoutingPanel(self.session.route_mode, id="routing")
+                    yield RoutingPanel(self.session.route_mode, id="routing")
                 yield CaptionBoard(self.book, self.session.route_mode, id="captions")
         yield Static("", id="banner")
         yield JobProgress(id="progress")
@@ -79,11 +78,12 @@ class MainScreen(Screen[None]):
         self._routing = self.query_one(RoutingPanel)
         self._list = self.query_one(FrameList)
         self._ready = True
-        self.query_one("#routing-box").border_title = "routing"
+        self._routing.border_title = "routing"
         self.query_one("#preview-box").border_title = "frame"
         self.query_one("#frames").border_title = "frames"
         self.goto(0)
         self.apply()
+        self.apply_panel()
 
     # -- the tick ---------------------------------------------------------------------
     def apply(self) -> None:
@@ -92,13 +92,10 @@ class MainScreen(Screen[None]):
             return
         s = self.session
         snap = s.snapshot
-        self._ticks += 1
         if self.app.screen is self:  # hidden panels do not refresh
             self._progress.show(snap)
-            # The tall panel at ~3 Hz: each redraw re-composes every screen line it spans.
-            if self._ticks % PANEL_EVERY == 0 or snap.state != self._panel_state:
-                self._panel_state = snap.state
-                self._routing.show(snap)
+            if snap.state != self._panel_state:  # a new state shows at once
+                self.apply_panel()
         self._set_banner(s.problem() or all_down(snap) or _budget(snap))
         book = self.book
         if book.version != self._version:
@@ -108,11 +105,20 @@ class MainScreen(Screen[None]):
             if self.filter == "all":  # the list itself is fixed: redraw if a shown line moved
                 self._list.refresh_if_showing(touched)
             else:
+                self._list.forget(touched)
                 self._refilter()
             book.touched = set()
             if current_changed:
                 self._traces = s.traces(self.frame)
                 self._show_captions()
+
+    def apply_panel(self) -> None:
+        """The routing panel from the newest snapshot (the app calls this at ~3 Hz)."""
+        if not self._ready or not self.is_attached or self.app.screen is not self:
+            return
+        snap = self.session.snapshot
+        self._panel_state = snap.state
+        self._routing.show(snap)
 
     @property
     def banner(self) -> str:
@@ -144,45 +150,71 @@ class MainScreen(Screen[None]):
         self._traces = self.session.traces(k)
         self._show_captions()
         self._list.show(self.frames, k)
-        # Render the neighbours on a worker thread: stepping through frames then finds
-        # them ready instead of decoding on the UI's loop (~30 ms a window).
-        self.run_worker(
-            partial(self._prefetch, k, self.method),
-            thread=True,
-            group="prefetch",
-            exclusive=True,
-        )
-
-    def _prefetch(self, k: int, method: str) -> None:
-        self.session.index_traces()
-        for j in (k + 1, k - 1, k + 2):
-            if 0 <= j < self.book.n:
-                self.session.view(j, method)
 
     def _show_preview(self) -> None:
-        v = self.session.view(self.frame, self.method)
+        """The frame if it is rendered; else a note, and the preview worker renders it.
+
+        Windows are rendered in a worker process, never on this loop (a window can cost
+        tens of milliseconds to decode); the neighbours in the list are rendered ahead,
+        so stepping through frames finds them ready.
+        """
+        s, k, method = self.session, self.frame, self.method
+        v = s.cached_view(k, method)
+        if v is not None:
+            self._show_view(v)
+        else:
+            self.query_one(FramePreview).show_message(f"rendering frame {k}…")
+            self.shown = None
+            self._show_meta(None)
+            loop = asyncio.get_running_loop()
+            s.request_view(k, method).add_done_callback(
+                lambda fut: loop.call_soon_threadsafe(self._view_done, fut)
+            )
+        nxt, prev = self.step(k, 1), self.step(k, -1)
+        after = self.step(nxt, 1) if nxt is not None else None
+        s.want_views([j for j in (k, nxt, prev, after) if j is not None], method)
+
+    def _view_done(self, fut: Future[View]) -> None:
+        if fut.cancelled() or not self.is_attached:
+            return
+        err = fut.exception()
+        if err is not None:  # the worker itself failed (render errors come back as views)
+            v = View(self.frame, 0, 0, 0, self.method, None, f"cannot render: {err}")
+        else:
+            v = fut.result()
+        if (v.index, v.method) == (self.frame, self.method):
+            self._show_view(v)
+
+    def _show_view(self, v: View) -> None:
+        self.shown = (v.index, v.method)
         preview = self.query_one(FramePreview)
         if v.pixels is not None:
             preview.show(v.pixels)
         else:
             preview.show_message(v.error)
+        self._show_meta(v)
+
+    def _show_meta(self, v: View | None) -> None:
         job_method = self.session.method
+        method = v.method if v is not None else self.method
         parts: list[Any] = [
             ("frame ", "$text-muted"),
             (f"{self.frame}", "bold $accent"),
             (f"/{self.book.n - 1}", "$text-muted"),
         ]
-        if not v.error:
+        if v is not None and not v.error:
             parts += [
                 f"  {v.t0_us / 1e6:.3f}–{v.t1_us / 1e6:.3f} s  ",
                 f"{v.events:,} ev  ",
             ]
-        parts.append((v.method, "bold $secondary"))
-        if v.method != job_method:
+        else:
+            parts.append("  ")
+        parts.append((method, "bold $secondary"))
+        if method != job_method:
             parts.append((f" (preview; job renders {job_method})", "$warning"))
         if self.filter != "all":
             parts.append((f"  filter {self.filter} ({self.frames.size})", "$accent"))
-        self.query_one("#meta", Static).update(Content.assemble(*parts))
+        self.query_one("#meta", Static).update(Content.assemble(*parts), layout=False)
 
     def _show_captions(self) -> None:
         cols = self.book.columns_for(self.frame)
@@ -295,6 +327,7 @@ class MainScreen(Screen[None]):
             return
         self.book.touched.discard(self.frame)
         self._version = self.book.version
+        self._list.forget({self.frame})
         self._refilter()
         self._show_captions()
 

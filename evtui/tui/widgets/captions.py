@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.content import Content
-from textual.widgets import Static
 
 from evtui.tui.book import FrameBook
 from evtui.tui.diff import unique_words
 from evtui.tui.text import count, route_summary, secs, usd
+from evtui.tui.widgets.lines import ContentView
 
 BADGE = {
     "accept": ("✓ accepted", "bold $success"),
@@ -104,17 +104,17 @@ def column_content(
     return Content.assemble(*parts)
 
 
-class CaptionColumn(VerticalScroll, can_focus=False):
-    """One target's column: a bordered, scrollable caption."""
+class CaptionColumn(ContentView):
+    """One target's column: a bordered, scrollable caption (no screen layout on update)."""
 
     def __init__(self, col: str) -> None:
-        super().__init__(classes="caption-column")
+        super().__init__(wrap=True, classes="caption-column")
         self.col = col
         self.border_title = col
-        self.body = Static("", classes="caption-body")
 
-    def compose(self) -> ComposeResult:
-        yield self.body
+    def update(self, content: Content) -> None:
+        """Show `content` from its first line."""
+        self.set_lines(content, top=True)
 
 
 class CaptionBoard(Horizontal):
@@ -149,7 +149,7 @@ class CaptionBoard(Horizontal):
         for c in self.columns:
             c.set_class(c.col == selected, "-selected")
             trace = newest_trace(traces, c.col)
-            c.body.update(
+            c.update(
                 column_content(
                     book, frame, c.col, words.get(c.col), trace, route_mode=self.route_mode
                 )

@@ -1,8 +1,10 @@
 """The frame list: one line per frame with its state per slot and its review marks.
 
 A ScrollView drawing only the visible lines, so a filtered list of thousands of frames
-costs what the screen shows. Glyphs: ● done, ✗ failed, · skipped, ○ pending; then
-✓ accepted, ✗ rejected, ✎ edited, ★ preferred, ≠ providers disagree, c cache hit.
+costs what the screen shows. Lines are cached per frame until that frame changes, and a
+cursor move that does not scroll repaints two lines, not the list.
+Glyphs: ● done, ✗ failed, · skipped, ○ pending; then ✓ accepted, ✗ rejected, ✎ edited,
+★ preferred, ≠ providers disagree, c cache hit.
 """
 
 from __future__ import annotations
@@ -49,30 +51,49 @@ class FrameList(ScrollView, can_focus=False):
         self.frames = np.arange(book.n)
         self.current = 0
         self._digits = len(str(max(book.n - 1, 0)))
+        self._lines: dict[int, Strip] = {}  # frame -> its line without the cursor
+        self._lines_for: tuple[int, Style] | None = None  # (width, base style) they fit
 
     def show(self, frames: np.ndarray, current: int) -> None:
         """New list contents and cursor; scrolls so the cursor stays in view."""
+        before = self.current
+        same = frames is self.frames or np.array_equal(frames, self.frames)
         self.frames = frames
         self.current = current
         self.virtual_size = Size(self._digits + 2 + len(self.book.slots) + 5, int(frames.size))
         pos = self.position(current)
-        if pos is not None:
-            top = int(self.scroll_offset.y)
-            h = max(self.scrollable_content_region.height, 1)
-            if pos < top:
-                self.scroll_to(y=pos, animate=False)
-            elif pos >= top + h:
-                self.scroll_to(y=pos - h + 1, animate=False)
+        top = int(self.scroll_offset.y)
+        h = max(self.scrollable_content_region.height, 1)
+        if pos is not None and pos < top:
+            self.scroll_to(y=pos, animate=False)
+        elif pos is not None and pos >= top + h:
+            self.scroll_to(y=pos - h + 1, animate=False)
+        elif same and pos is not None:  # the cursor moved within the view: two lines
+            old = self.position(before)
+            if old is not None:
+                self.refresh_line(old)
+            self.refresh_line(pos)
+            return
         self.refresh()
 
+    def forget(self, frames: set[int]) -> None:
+        """These frames changed: their cached lines are stale."""
+        for f in frames:
+            self._lines.pop(f, None)
+
     def refresh_if_showing(self, frames: set[int]) -> None:
-        """Redraw when any of `frames` is on screen (new answers elsewhere change nothing)."""
+        """Forget the lines of `frames`; repaint those on screen (others change nothing)."""
         if not frames or not self.frames.size:
             return
+        self.forget(frames)
         top = int(self.scroll_offset.y)
         shown = self.frames[top : top + self.scrollable_content_region.height]
-        if shown.size and any(int(shown[0]) <= f <= int(shown[-1]) for f in frames):
-            self.refresh()
+        if not shown.size or not any(int(shown[0]) <= f <= int(shown[-1]) for f in frames):
+            return
+        for f in frames:
+            pos = self.position(f)
+            if pos is not None and top <= pos < top + shown.size:
+                self.refresh_line(pos)
 
     def position(self, frame: int) -> int | None:
         i = int(np.searchsorted(self.frames, frame))
@@ -90,10 +111,22 @@ class FrameList(ScrollView, can_focus=False):
         base = self.rich_style
         if not 0 <= row < self.frames.size:
             return Strip.blank(width, base)
-        st = self._styles()
         f = int(self.frames[row])
+        if f == self.current:
+            return self._line(f, width, base, cursor=True)
+        if self._lines_for != (width, base):
+            self._lines_for = (width, base)
+            self._lines.clear()
+        line = self._lines.get(f)
+        if line is None:
+            if len(self._lines) > 4096:
+                self._lines.clear()
+            line = self._lines[f] = self._line(f, width, base, cursor=False)
+        return line
+
+    def _line(self, f: int, width: int, base: Style, *, cursor: bool) -> Strip:
+        st = self._styles()
         book = self.book
-        cursor = f == self.current
         segs = [Segment(f" {f:>{self._digits}} ", st["index"])]
         for si in range(len(book.slots)):
             code = int(book.state[si, f])

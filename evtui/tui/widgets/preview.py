@@ -1,7 +1,8 @@
 """The frame, drawn with half blocks through Textual's Line API.
 
-Strips are built once per (image, size) and then only indexed: moving to another frame
-or resizing the terminal rebuilds them, nothing else does (no redraw on the 10 Hz tick).
+Strips are built once per (image, size, style), centred and padded to the widget, and
+then only indexed: moving to another frame or resizing the terminal rebuilds them,
+nothing else does (no redraw on the 10 Hz tick).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import textwrap
 
 import numpy as np
 from rich.segment import Segment
+from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -26,7 +28,7 @@ class FramePreview(Widget):
         self._image: np.ndarray | None = None
         self._message = ""
         self._strips: list[Strip] = []
-        self._built_for: tuple[int, int, int] | None = None  # (image id, width, height)
+        self._built_for: tuple[int, int, int, Style] | None = None  # (image, w, h, style)
         self._serial = 0
         self.builds = 0  # how many times strips were built (tests, benchmarks)
 
@@ -50,36 +52,41 @@ class FramePreview(Widget):
 
     def _ensure(self) -> None:
         w, h = self.size.width, self.size.height
-        key = (self._serial, w, h)
+        style = self.rich_style
+        key = (self._serial, w, h, style)
         if key == self._built_for:
             return
         self._built_for = key
         img = self._image
         if img is None or w <= 0 or h <= 0:
-            self._strips = []
+            self._strips = self._message_lines(w, h, style)
             return
         cols, rows = fit(img.shape[1], img.shape[0], w, h)
-        self._strips = frame_strips(img, cols, rows)
+        strips = frame_strips(img, cols, rows)
+        blank = Strip.blank(w, style)
+        top = (h - len(strips)) // 2
+        left = max((w - cols) // 2, 0)
+        right = max(w - cols - left, 0)
+        self._strips = (
+            [blank] * top
+            + [s.crop_pad(cols, left, right, style) for s in strips]
+            + [blank] * (h - top - len(strips))
+        )
         self.builds += 1
+
+    def _message_lines(self, w: int, h: int, style: Style) -> list[Strip]:
+        lines = textwrap.wrap(self._message, max(w - 2, 8)) if self._message else []
+        top = (h - len(lines)) // 2
+        out = [Strip.blank(w, style)] * max(h, 0)
+        for i, text in enumerate(lines):
+            if 0 <= top + i < h:
+                text = text[:w]
+                pad = " " * max((w - len(text)) // 2, 0)
+                out[top + i] = Strip([Segment(pad + text, style)]).adjust_cell_length(w, style)
+        return out
 
     def render_line(self, y: int) -> Strip:
         self._ensure()
-        w, h = self.size.width, self.size.height
-        style = self.rich_style
-        strips = self._strips
-        if not strips:
-            lines = textwrap.wrap(self._message, max(w - 2, 8)) if self._message else []
-            i = y - (h - len(lines)) // 2
-            if 0 <= i < len(lines):
-                text = lines[i][:w]
-                left = max((w - len(text)) // 2, 0)
-                return Strip([Segment(" " * left + text, style)]).adjust_cell_length(w, style)
-            return Strip.blank(w, style)
-        top = (h - len(strips)) // 2
-        i = y - top
-        if not 0 <= i < len(strips):
-            return Strip.blank(w, style)
-        strip = strips[i]
-        left = max((w - strip.cell_length) // 2, 0)
-        right = max(w - strip.cell_length - left, 0)
-        return strip.crop_pad(strip.cell_length, left, right, style)
+        if 0 <= y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.content import Content
-from textual.widgets import Static
 
 from evtui.tui.text import clip, count, key_label, pct, secs, sparkline, usd
+from evtui.tui.widgets.lines import ContentView
 
 BREAKER = {
     "closed": ("● closed", "$success"),
@@ -141,18 +142,20 @@ def all_down(snap: Any) -> str | None:
     )
 
 
-class RoutingPanel(Static):
-    """Per-target and per-key routing state; redrawn from each new snapshot."""
+class RoutingPanel(ContentView):
+    """Per-target and per-key routing state; redrawn from each new snapshot.
+
+    Most ticks change a few numbers: only those lines are rendered and repainted again.
+    """
 
     def __init__(self, route_mode: bool, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
+        super().__init__(id=id)
         self.route_mode = route_mode
         self._last: Any = None
         self._width = 0
-        self._lines = -1
 
     def show(self, snap: Any) -> None:
-        width = max(self.content_region.width, 20)
+        width = max(self.scrollable_content_region.width, 20)
         if snap is self._last and width == self._width:
             return
         self._last, self._width = snap, width
@@ -164,10 +167,9 @@ class RoutingPanel(Static):
                 if i:
                     lines.append(Content(""))
                 lines += target_lines(t, width, self.route_mode)
-        # A new layout only when the panel's height changes: most ticks only change numbers.
-        self.update(Content("\n").join(lines), layout=len(lines) != self._lines)
-        self._lines = len(lines)
+        self.set_lines(lines)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         if self._last is not None:
             self.show(self._last)
+        super().on_resize(event)
