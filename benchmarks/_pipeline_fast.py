@@ -1,35 +1,31 @@
-"""What the worker would cost with the fixes bench_pipeline.py suggests, run for real.
+"""What the worker would cost if each range were decoded in one go, run for real.
 
 `fast_range` is a drop-in for `evtui.frames.pipeline.render_range` (same arguments, same
-EncodedWindow list) for cdframe with duration windows, changed in three ways only:
+EncodedWindow list) for cdframe with duration windows, changed in one way only: a range
+is decoded and time-sorted once, and its windows are read-only views into that array
+instead of windows sliced from a stream (`Recording.windows_between`), which re-joins its
+buffer with every decoded block. Drawing, encoding and hashing are the pipeline's own
+(`_one`). The price is memory: a whole range of events at once, which the streaming
+slicer never needs (sparse resume ranges can span many windows).
 
-1. windows are views into one decoded range (no per-window copy of padded records);
-2. cdframe is drawn by `SlidingCD`: the last event per render pixel is kept across the
-   range's overlapping windows, so each window costs its new events plus one pass over
-   the pixels, and coordinates are scaled by lookup tables instead of in place;
-3. the pixel hash is taken over the label plane (one byte a pixel), not the RGB image.
-
-The JPEG settings and everything after the worker are unchanged. `run_job` runs the real
-`evtui run` path (Job.open, job.run, the job store) with render_range replaced by this
-one: `python _pipeline_fast.py CONFIG RECORDING RUN_DIR WORKERS [process|thread] [fast|std]`
+`run_job` runs the real `evtui run` path (Job.open, job.run, the job store) with
+render_range replaced by this one:
+`python _pipeline_fast.py CONFIG RECORDING RUN_DIR WORKERS [process|thread] [fast|std]`
 (`std` keeps evtui's own render_range: the way to compare pool kinds on the real path).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import sys
 from collections.abc import Sequence
 
 import numpy as np
-from _pipeline_stages import SlidingCD
 
 from evtui.events.io.base import BACKWARD_TOLERANCE_US
 from evtui.events.types import concat_events
-from evtui.events.windows import sort_by_time
-from evtui.frames.encode import encode_frame, frame_pixel_hash
-from evtui.frames.pipeline import EncodedWindow, FramePlan, _recording
+from evtui.events.windows import Window, sort_by_time
+from evtui.frames.pipeline import EncodedWindow, FramePlan, _drawer, _one, _recording
 
 
 def fast_range(
@@ -47,8 +43,9 @@ def fast_range(
     i, j = idx.entries_for_time(a0 - BACKWARD_TOLERANCE_US, t_end + BACKWARD_TOLERANCE_US)
     j = min(j + 1, len(idx.positions))
     ev = sort_by_time(concat_events(list(rec._decode(i, j))))
-    t = np.ascontiguousarray(ev["t"])
-    cd = SlidingCD(sensor, size)
+    ev.flags.writeable = False
+    t = ev["t"]
+    draw = _drawer(plan, sensor, size)
     want = None if wanted is None else set(wanted)
     out: list[EncodedWindow] = []
     for k in range(k0, k1):
@@ -59,19 +56,7 @@ def fast_range(
         if spec.end_us is not None:
             b = min(b, spec.end_us)
         lo, hi = np.searchsorted(t, [a, b])
-        n = int(hi - lo)
-        if n < plan.min_events:
-            reason = f"near-empty: {n} events < floor {plan.min_events}"
-            out.append(EncodedWindow(k, a, b, n, skip_reason=reason))
-            continue
-        img = cd.frame(ev[lo:hi], a, b)
-        enc = encode_frame(img, plan.encode, pixel_hash="")
-        out.append(
-            EncodedWindow(
-                k, a, b, n, enc.data, enc.media_type, enc.width, enc.height,
-                base64.b64encode(enc.data).decode("ascii"), frame_pixel_hash(cd.label),
-            )
-        )  # fmt: skip
+        out.append(_one(plan, Window(k, a, b, ev[lo:hi]), sensor, size, draw))
     return out
 
 

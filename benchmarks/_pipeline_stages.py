@@ -9,29 +9,35 @@ wall time because the machine is shared and the question is what each frame cost
 from __future__ import annotations
 
 import asyncio
-import base64
+import hashlib
 import os
 import pickle
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from _common import proc_cpu_s
 
 from evtui.events.recording import Recording
-from evtui.events.render import cdframe, renderer
-from evtui.events.types import EVENT_DTYPE
+from evtui.events.render import renderer
 from evtui.events.windows import Window
 from evtui.frames.encode import EncodeSpec, encode_frame, frame_pixel_hash
 from evtui.frames.pipeline import (
+    DEFAULT_CHUNK,
     EncodedWindow,
     FramePlan,
+    _drawer,
     _scale_into,
+    b64text,
+    encoded_hash,
     encoded_windows,
     make_executor,
+    worker_start,
 )
 from evtui.frames.pipeline import SlidingCD as _SlidingCD
 
@@ -133,7 +139,8 @@ def _timed_decode(rec: Recording, st: StageTimes) -> None:
 def stage_times(plan: FramePlan, k0: int, n: int, repeat: int = 3) -> StageTimes:
     """Per-stage CPU of `render_range` over windows k0 … k0+n-1: each stage's best of
     `repeat` passes (the machine is shared; the least disturbed pass is the cost)."""
-    runs = [_stage_pass(plan, k0, n) for _ in range(repeat)]
+    with single_threaded_cv():
+        runs = [_stage_pass(plan, k0, n) for _ in range(repeat)]
     best = runs[0]
     for st in runs[1:]:
         for k, v in st.s.items():
@@ -141,18 +148,31 @@ def stage_times(plan: FramePlan, k0: int, n: int, repeat: int = 3) -> StageTimes
     return best
 
 
-def _stage_pass(plan: FramePlan, k0: int, n: int, chunk: int = 32) -> StageTimes:
-    """What `render_range` does, stage by stage, for windows k0 … k0+n-1 in ranges of `chunk`."""
+@contextmanager
+def single_threaded_cv() -> Iterator[None]:
+    """OpenCV as the pipeline's workers run it (`worker_start`), restored after."""
+    before = cv2.getNumThreads()
+    worker_start()
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _stage_pass(plan: FramePlan, k0: int, n: int, chunk: int = DEFAULT_CHUNK) -> StageTimes:
+    """What `render_range` does, stage by stage, for windows k0 … k0+n-1 in ranges of `chunk`
+    (no cache: the content hash is of the JPEG, as in the workers)."""
     rec = Recording(plan.path)
     rec.index()
     sensor = rec.size
     size = plan.size or sensor
-    draw = renderer(plan.method, size[0], size[1], **dict(plan.params))
     st = StageTimes()
     _timed_decode(rec, st)
     for a in range(k0, k0 + n, chunk):
+        draw = _drawer(plan, sensor, size)  # one per range, as in render_range
+        sliding = isinstance(draw, _SlidingCD)
         batch: list[EncodedWindow] = []
-        it = rec.windows_between(plan.window, a, min(a + chunk, k0 + n))
+        it = rec.windows_between(plan.window, a, min(a + chunk, k0 + n), copy=not sliding)
         while True:
             t = time.thread_time()
             win = next(it, None)
@@ -162,15 +182,19 @@ def _stage_pass(plan: FramePlan, k0: int, n: int, chunk: int = 32) -> StageTimes
             st.frames += 1
             st.events += len(win.events)
             t = time.thread_time()
-            _scale_into(win.events, sensor, size)
-            t1 = time.thread_time()
-            img = draw(win)
+            if sliding:
+                t1 = t  # scaled by lookup inside the render
+                img, order = draw.bgr(win), "bgr"
+            else:
+                _scale_into(win.events, sensor, size)
+                t1 = time.thread_time()
+                img, order = draw(win), "rgb"
             t2 = time.thread_time()
-            enc = encode_frame(img, plan.encode, pixel_hash="")
+            enc = encode_frame(img, plan.encode, pixel_hash="", order=order)
             t3 = time.thread_time()
-            ph = frame_pixel_hash(img)
+            ph = encoded_hash(enc.data)
             t4 = time.thread_time()
-            b64 = base64.b64encode(enc.data).decode("ascii")
+            b64 = b64text(enc.data)
             t5 = time.thread_time()
             st.add("scale", t1 - t)
             st.add("render", t2 - t1)
@@ -196,81 +220,103 @@ def _stage_pass(plan: FramePlan, k0: int, n: int, chunk: int = 32) -> StageTimes
     return st
 
 
-# -- what the fixes would buy, measured on the same windows -------------------------------
-
-
-class SlidingCD:
-    """evtui's sliding cdframe (evtui.frames.pipeline), called the way these stages call it."""
-
-    def __init__(
-        self, sensor: tuple[int, int], size: tuple[int, int], palette: str = "dark"
-    ) -> None:
-        self._cd = _SlidingCD(sensor, size, palette)
-
-    def frame(self, events: np.ndarray, t0: int, t1: int) -> np.ndarray:
-        return self._cd(Window(0, t0, t1, events))
-
-
-def _fast_copy(ev: np.ndarray) -> np.ndarray:
-    """A structured slice copied as raw bytes (NumPy copies padded records field by field)."""
-    return ev.view(np.uint8).copy().view(EVENT_DTYPE)
+# -- what the alternatives cost, measured on the same windows ------------------------------
 
 
 def whatif_times(plan: FramePlan, k0: int, n: int, repeat: int = 3) -> dict[str, Any]:
-    """Per-frame CPU of the cheaper variants (best of `repeat` passes), on windows
-    k0 … k0+n-1, and whether the sliding cdframe draws the same pixels as cdframe."""
+    """Per-frame CPU of the alternatives to the worker's choices (best of `repeat` passes)
+    on windows k0 … k0+n-1, and whether the sliding cdframe draws cdframe's pixels."""
     rec = Recording(plan.path)
     rec.index()
     sensor = rec.size
     size = plan.size or sensor
-    wins = list(rec.windows_between(plan.window, k0, k0 + n))
-    out: dict[str, Any] = {"frames": len(wins)}
+    out: dict[str, Any] = {}
 
-    def per_frame(fn: Callable[[Any], Any], setup: Callable[[], None] = lambda: None) -> float:
+    def per_frame(fn: Callable[[Any], Any], items: list[Any], setup: Callable[[], None]) -> float:
         best = float("inf")
         for _ in range(repeat):
             setup()
             t = time.thread_time()
-            for w in wins:
+            for w in items:
                 fn(w)
             best = min(best, time.thread_time() - t)
-        return best / max(len(wins), 1) * 1e3
+        return best / max(len(items), 1) * 1e3
 
-    out["copy_struct_ms"] = per_frame(lambda w: w.events.copy())
-    out["copy_bytes_ms"] = per_frame(lambda w: _fast_copy(w.events))
+    def nothing() -> None:
+        pass
+
+    def windows(copy: bool) -> None:
+        for _ in rec.windows_between(plan.window, k0, k0 + n, copy=copy):
+            pass
+
+    out["windows_copy_ms"] = per_frame(lambda _: windows(True), [0], nothing) / n
+    out["windows_view_ms"] = per_frame(lambda _: windows(False), [0], nothing) / n
+    wins = list(rec.windows_between(plan.window, k0, k0 + n))
+    out["frames"] = len(wins)
     state: dict[str, Any] = {}
 
     def fresh() -> None:  # each pass starts from an empty sliding state
-        state["cd"], state["imgs"] = SlidingCD(sensor, size), []
+        state["cd"] = _SlidingCD(sensor, size, "dark")
 
-    out["sliding_cd_ms"] = per_frame(
-        lambda w: state["imgs"].append(state["cd"].frame(w.events, w.t0_us, w.t1_us)), fresh
-    )
-    imgs: list[np.ndarray] = state["imgs"]
-    same = 0
-    for w, img in zip(wins, imgs, strict=True):
+    with single_threaded_cv():
+        out["sliding_cd_ms"] = per_frame(lambda w: state["cd"].bgr(w), wins, fresh)
+    fresh()
+    imgs = [state["cd"](w) for w in wins]  # RGB, new arrays
+    ref = renderer("cdframe", size[0], size[1])
+
+    def full(w: Window) -> np.ndarray:
         ev = w.events.copy()
         _scale_into(ev, sensor, size)
-        same += bool(np.array_equal(cdframe(ev, size[0], size[1]), img))
-    out["sliding_cd_equal"] = same
+        return ref(ev)
+
+    out["cdframe_ms"] = per_frame(full, wins, nothing)
+    out["sliding_cd_equal"] = sum(
+        bool(np.array_equal(full(w), img)) for w, img in zip(wins, imgs, strict=True)
+    )
+    bgrs = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in imgs]
     spec75 = EncodeSpec(formats=plan.encode.formats, quality=75)
-    for name, spec in (("q85", plan.encode), ("q75", spec75)):
-        out[f"jpeg_{name}_ms"] = _per_img(
-            imgs, lambda im, s=spec: encode_frame(im, s, pixel_hash="")
+    with single_threaded_cv():
+        for name, spec in (("q85", plan.encode), ("q75", spec75)):
+            out[f"jpeg_{name}_ms"] = _per_img(
+                bgrs, lambda im, s=spec: encode_frame(im, s, pixel_hash="", order="bgr")
+            )
+            sizes = [len(encode_frame(im, spec, pixel_hash="", order="bgr").data) for im in bgrs]
+            out[f"jpeg_{name}_kb"] = float(np.mean(sizes)) / 1e3
+        out["jpeg_rgb_in_ms"] = _per_img(
+            imgs, lambda im: encode_frame(im, plan.encode, pixel_hash="")
         )
-        sizes = [len(encode_frame(im, spec, pixel_hash="").data) for im in imgs]
-        out[f"jpeg_{name}_kb"] = float(np.mean(sizes)) / 1e3
-    out["hash_label_ms"] = _per_img(imgs, lambda im: frame_pixel_hash(im[:, :, 0]))
+        out["hash_pixels_ms"] = _per_img(imgs, frame_pixel_hash)
+        jpegs = [encode_frame(im, plan.encode, pixel_hash="", order="bgr").data for im in bgrs]
+        out["sha_jpeg_ms"] = _per_img(jpegs, lambda d: hashlib.sha256(d).hexdigest())
+    # OpenCV's own threads, as in a process that never called worker_start: CPU of every
+    # thread of this process (thread_time would miss the pool's).
+    for name, threads in (("cv_single_ms", 1), ("cv_pool_ms", -1)):
+        before = cv2.getNumThreads()
+        cv2.setNumThreads(threads)
+        try:
+            out[name] = _per_img(
+                imgs,
+                lambda im: encode_frame(im, plan.encode, pixel_hash=""),
+                clock=time.process_time,
+            )
+        finally:
+            cv2.setNumThreads(before)
+    out["cv_pool_threads"] = cv2.getNumberOfCPUs()
     return out
 
 
-def _per_img(imgs: list[np.ndarray], fn: Callable[[np.ndarray], Any], repeat: int = 3) -> float:
+def _per_img(
+    imgs: list[np.ndarray],
+    fn: Callable[[np.ndarray], Any],
+    repeat: int = 3,
+    clock: Callable[[], float] = time.thread_time,
+) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t = time.thread_time()
+        t = clock()
         for im in imgs:
             fn(im)
-        best = min(best, time.thread_time() - t)
+        best = min(best, clock() - t)
     return best / max(len(imgs), 1) * 1e3
 
 

@@ -3,23 +3,24 @@
     python benchmarks/bench_ui_lag.py [--quick] [--seconds S] [--size 160x50]
 
 The simulator runs in its own process (no rate limits, 20 ms latency, its real
-describer); the bench process holds what `evtui run` holds: the engine on its own thread
-(a compare job on the bundled sample, 0.5 ms windows, three targets, one render worker)
-and the app, headless, on the main thread reading the engine's snapshot and draining its
-events at 10 Hz. A probe coroutine on the app's loop sleeps 10 ms at a time and records
+describer); the bench process holds what `evtui run` holds: the app, headless, on the
+main thread reading the engine's snapshot and filing its caption events at 10 Hz, with
+the engine in its own process (a compare job on the bundled sample, 0.5 ms windows,
+three targets, one render worker) at the CPU priority `ui.engine_nice` gives it (5 by
+default, as under `evtui run`; `--engine thread` runs it on a thread of this process).
+A probe coroutine on the app's loop sleeps 10 ms at a time and records
 how much later than asked it woke up: that is the lag a keypress would meet.
 
 Three phases, each while the engine is busy: (0) baseline: no app, the same probe on a
-plain asyncio loop on the main thread: what the engine thread (it holds the GIL most of
-the time when flat out) and the machine impose on any loop in this process; (1) the
+plain asyncio loop on the main thread: what the engine (its process; with --engine
+thread, its thread holding the GIL) and the machine impose on any loop here; (1) the
 app only watches (routing panel, progress, frame list, captions arriving); (2) a user
 also moves to the next frame every 250 ms, so the preview, the caption columns and the
 list are redrawn each time. Printed per phase: lag p50/p99/max, probe samples, the
 engine's results per second, and the app phases' p99 over the baseline's.
 Target: p99 <= 20 ms in the app phases. Other work on the machine inflates every phase:
 the load average is printed with the numbers, and so are the garbage collections that
-ran during each phase (a collection stops every thread of the process; their length
-depends on the engine's GC thresholds, which it sets while it runs).
+ran during each phase (a collection stops every thread of the process).
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ def main() -> int:
 
             async def baseline() -> None:
                 while th.snapshot.state == "starting" or th.snapshot.finished < 50:
+                    if not th.alive:
+                        raise SystemExit(f"the engine stopped before the bench: {th.error}")
                     await asyncio.sleep(0.05)
                 results["baseline"] = await measure(th, per_phase)
 
@@ -221,9 +224,12 @@ def main() -> int:
             sim.terminate()
             sim.wait(10)
     load = os.getloadavg()[0]
+    where = args.engine
+    if args.engine == "process":
+        where += f" (nice +{parse_config(text, 'bench.yaml', env=KEYS).ui.engine_nice})"
     print(
         f"engine: compare job, {slots} frame x target pairs, 3 simulated providers in "
-        f"another process, engine in a {args.engine}, {cols}x{rows} terminal, GIL switch interval "
+        f"another process, engine in a {where}, {cols}x{rows} terminal, GIL switch interval "
         f"{sys.getswitchinterval() * 1000:g} ms, GC thresholds "
         f"{results['baseline']['gc_threshold']} (this process's); load average {load:.2f}"
     )

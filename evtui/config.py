@@ -304,10 +304,14 @@ class Guard(_Strict):
 
 
 class Ui(_Strict):
-    """The app: a theme name (themes/ or ~/.config/evtui/themes/) and a keymap file."""
+    """The app: a theme name (themes/ or ~/.config/evtui/themes/), a keymap file, and the
+    CPU priority of the engine's process under the app (higher `engine_nice`: the engine
+    yields the CPU sooner when the UI needs it; the UI uses little, so the run barely
+    slows; --no-ui runs are never reniced)."""
 
     theme: str | None = None
     keymap: str | None = None  # YAML: binding id -> keys (see evtui/tui/bindings.py)
+    engine_nice: int = Field(default=5, ge=0, le=19)
 
 
 class LongContextPrice(_Strict):

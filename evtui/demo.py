@@ -9,6 +9,7 @@ first run shows what the engine does when providers misbehave.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import multiprocessing as mp
 import os
@@ -99,6 +100,7 @@ faults:
 """
 
 TIME_SCALE = 10.0
+SIM_NICE = 10  # the demo simulator's CPU priority (it stands for remote services)
 
 
 def demo_config(sim: Any) -> Config:
@@ -161,7 +163,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _serve_sim(port: int, scenario_path: str) -> None:
-    """The simulator's own process for the app: quiet (the terminal belongs to the app)."""
+    """The simulator's own process for the app: quiet (the terminal belongs to the app),
+    and at low CPU priority: it stands in for remote services, so it never delays the UI."""
+    with contextlib.suppress(OSError):
+        os.nice(SIM_NICE)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)

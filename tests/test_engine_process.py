@@ -25,6 +25,9 @@ def test_remote_job_runs_reviews_reruns_and_drains(tmp_path: Path, monkeypatch) 
         cfg = write_config(tmp_path / "job.yaml", COMPARE_CONFIG, sim)
         job = RemoteJob.open(cfg, SAMPLE, tmp_path / "run", workers=1)
         try:
+            # ui.engine_nice (5 by default): the engine yields the CPU to the app first.
+            mine = os.getpriority(os.PRIO_PROCESS, 0)
+            assert os.getpriority(os.PRIO_PROCESS, job._proc.pid) == min(mine + 5, 19)
             src = job.start_thread()
             wait(lambda: src.snapshot.state == "idle")
             assert src.snapshot.done + src.snapshot.skipped == 2 * job.n_frames

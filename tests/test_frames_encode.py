@@ -75,6 +75,26 @@ def test_png_is_lossless_and_red_stays_red():
     assert np.array_equal(back, frame)
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [EncodeSpec(), EncodeSpec(formats=("png",)), EncodeSpec(max_long_edge=200, max_bytes=9000)],
+)
+def test_a_bgr_frame_gives_the_same_bytes_and_hash_as_its_rgb(spec):
+    rgb = scene(320, 240, noise=0.05)
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    want = encode_frame(rgb, spec)
+    got = encode_frame(bgr, spec, order="bgr")
+    assert got == want  # bytes, size, quality and the hash of the RGB pixels
+    assert got.pixel_hash == frame_pixel_hash(rgb)
+    grey = rgb[..., 1].copy()  # one channel has no order
+    assert encode_frame(grey, spec, order="bgr") == encode_frame(grey, spec)
+
+
+def test_an_unknown_channel_order_is_refused():
+    with pytest.raises(ValueError, match="order must be 'rgb' or 'bgr', got 'rbg'"):
+        encode_frame(scene(), EncodeSpec(), order="rbg")  # type: ignore[arg-type]
+
+
 def test_greyscale_frames_encode_as_one_channel():
     grey = scene()[..., 1].copy()
     out = decode(encode_frame(grey, EncodeSpec(formats=("png",))))

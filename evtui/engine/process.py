@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ def _child(conn: Any, config_path: str, recording: str, run_dir: str, kw: dict[s
 
     try:
         cfg = load_config(config_path)
+        if cfg.ui.engine_nice:  # before any worker starts: they inherit it
+            with contextlib.suppress(OSError):
+                os.nice(cfg.ui.engine_nice)
         job = Job.open(cfg, recording, run_dir, **kw)
     except ConfigError as e:
         conn.send(("error", e.report()))

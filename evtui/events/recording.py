@@ -174,10 +174,14 @@ class Recording:
             return Window(k, t0, t1, sort_by_time(ev))
         return self._count_window(spec, k)
 
-    def windows_between(self, spec: WindowSpec, k0: int, k1: int) -> Iterator[Window]:
+    def windows_between(
+        self, spec: WindowSpec, k0: int, k1: int, *, copy: bool = True
+    ) -> Iterator[Window]:
         """Windows k0 … k1-1 in order, decoded from the checkpoint before window k0: how a
         worker renders its share of a recording without reading what comes before it.
-        Count windows are located one by one (each from its nearest checkpoint)."""
+        Count windows are located one by one (each from its nearest checkpoint).
+        `copy=False`: duration windows' events are read-only views (see
+        `slice_duration_windows`)."""
         if k1 <= k0:
             return
         if spec.duration_us is None:
@@ -196,7 +200,7 @@ class Recording:
         sub = WindowSpec(
             duration_us=spec.duration_us, stride=spec.stride, start_us=t0, end_us=t_end
         )
-        for w in slice_duration_windows(self._decode(i, j), sub):
+        for w in slice_duration_windows(self._decode(i, j), sub, copy=copy):
             k = k0 + w.index
             if k >= k1:
                 return

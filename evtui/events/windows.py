@@ -151,12 +151,14 @@ def sort_by_time(ev: np.ndarray) -> np.ndarray:
 
 
 def slice_duration_windows(
-    chunks: Iterator[np.ndarray], spec: WindowSpec, first_t: int | None = None
+    chunks: Iterator[np.ndarray], spec: WindowSpec, first_t: int | None = None, copy: bool = True
 ) -> Iterator[Window]:
     """Streams duration windows from time-ordered-ish chunks with bounded buffering.
 
     A window is emitted once the stream has passed its end by the inversion tolerance,
-    so late events within that tolerance still land in the right window.
+    so late events within that tolerance still land in the right window. Each window
+    owns a copy of its events unless `copy` is False: then they are a read-only view,
+    for consumers that never modify them (saves ~1 MB of copying per 60k-event window).
     """
     assert spec.duration_us is not None
     dur, step = spec.duration_us, spec.step
@@ -180,7 +182,7 @@ def slice_duration_windows(
                 if exhausted and (not len(t) or int(t[-1]) < t0):
                     return
                 lo, hi = np.searchsorted(t, [t0, t1])
-                yield Window(k, t0, t1, copy_events(buf[lo:hi]))
+                yield Window(k, t0, t1, copy_events(buf[lo:hi]) if copy else _read_only(buf[lo:hi]))
                 k += 1
                 keep = int(np.searchsorted(t, start + k * step - BACKWARD_TOLERANCE_US))
                 if keep:
@@ -197,6 +199,12 @@ def slice_duration_windows(
         if start is None:
             start = int(nxt["t"].min())
         buf = sort_by_time(concat_events([buf, nxt]) if len(buf) else nxt)
+
+
+def _read_only(ev: np.ndarray) -> np.ndarray:
+    view = ev.view()
+    view.flags.writeable = False
+    return view
 
 
 def slice_count_windows(chunks: Iterator[np.ndarray], spec: WindowSpec) -> Iterator[Window]:

@@ -16,7 +16,7 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -53,6 +53,8 @@ class FrameList(ScrollView, can_focus=False):
         self._digits = len(str(max(book.n - 1, 0)))
         self._lines: dict[int, Strip] = {}  # frame -> its line without the cursor
         self._lines_for: tuple[int, Style] | None = None  # (width, base style) they fit
+        self._base = Style()
+        self._st: dict[str, Style] = {}
 
     def show(self, frames: np.ndarray, current: int) -> None:
         """New list contents and cursor; scrolls so the cursor stays in view."""
@@ -105,10 +107,18 @@ class FrameList(ScrollView, can_focus=False):
             for n in self.COMPONENT_CLASSES
         }
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles once per paint, not per line: each lookup walks the widget's ancestors.
+        self._base = self.rich_style
+        self._st = self._styles()
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         row = int(self.scroll_offset.y) + y
-        base = self.rich_style
+        if not self._st:  # called outside a paint (tests)
+            self._base, self._st = self.rich_style, self._styles()
+        base = self._base
         if not 0 <= row < self.frames.size:
             return Strip.blank(width, base)
         f = int(self.frames[row])
@@ -125,7 +135,7 @@ class FrameList(ScrollView, can_focus=False):
         return line
 
     def _line(self, f: int, width: int, base: Style, *, cursor: bool) -> Strip:
-        st = self._styles()
+        st = self._st
         book = self.book
         segs = [Segment(f" {f:>{self._digits}} ", st["index"])]
         for si in range(len(book.slots)):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from textual import events
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
@@ -105,9 +105,12 @@ class ContentView(ScrollView, can_focus=False):
             self._make()
             self.refresh()
 
-    def render_line(self, y: int) -> Strip:
-        if self._stale():
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if self._stale():  # once per paint, not per line
             self._make()
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
         row = int(self.scroll_offset.y) + y
         # Unpadded: the styles cache pads with the widget's own background, as for a Static.
         return self._strips[row] if 0 <= row < len(self._strips) else _EMPTY

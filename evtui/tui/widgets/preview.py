@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -85,8 +86,14 @@ class FramePreview(Widget):
                 out[top + i] = Strip([Segment(pad + text, style)]).adjust_cell_length(w, style)
         return out
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._ensure()  # once per paint: the widget's style is costly to look up per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        self._ensure()
+        built = self._built_for
+        if built is None or built[:3] != (self._serial, self.size.width, self.size.height):
+            self._ensure()  # called outside a paint (tests)
         if 0 <= y < len(self._strips):
             return self._strips[y]
-        return Strip.blank(self.size.width, self.rich_style)
+        return Strip.blank(self.size.width)
