@@ -147,9 +147,17 @@ class MainScreen(Screen[None]):
         k = int(min(max(k, 0), max(self.book.n - 1, 0)))
         self.frame = k
         self._show_preview()
+        self._list.show(self.frames, k)
+        # The captions (route records to read, words to compare, text to wrap: ~5 ms) in
+        # their own slice of the loop, after the frame is on screen: a keypress or a paint
+        # waiting meanwhile goes first.
+        self.call_after_refresh(self._load_captions, k)
+
+    def _load_captions(self, k: int) -> None:
+        if k != self.frame or not self.is_attached:
+            return  # moved on already: the newer move loads its own
         self._traces = self.session.traces(k)
         self._show_captions()
-        self._list.show(self.frames, k)
 
     def _show_preview(self) -> None:
         """The frame if it is rendered; else a note, and the preview worker renders it.
