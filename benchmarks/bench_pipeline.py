@@ -68,6 +68,8 @@ SIM = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
 from evtui.sim import Scenario, SimServer
+from evtui.frames.allocator import tune_allocator
+tune_allocator()  # as `evtui sim` does
 limits = {{"rpm": 10**9, "tpm": 10**12}}
 scenario = Scenario.model_validate({{"providers": {{"openai": limits, "compat": limits}}}})
 async def main():

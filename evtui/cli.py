@@ -10,6 +10,7 @@ from pathlib import Path
 
 from evtui import __version__
 from evtui.events.errors import RecordingError
+from evtui.frames.allocator import tune_allocator
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -422,6 +423,7 @@ def _config_cache_dir(path: str) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_allocator()  # every command streams frame-sized buffers (see the module)
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

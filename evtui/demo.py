@@ -9,8 +9,8 @@ first run shows what the engine does when providers misbehave.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import socket

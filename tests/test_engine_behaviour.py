@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 import orjson
+import pytest
 
 from evtui.engine.dispatcher import Engine, MemorySink
 from evtui.engine.records import FrameWork
@@ -74,10 +75,14 @@ def test_bad_request_fails_the_frame_at_once_without_fallback() -> None:
     assert sim.stats.count() == 1
 
 
-def test_image_too_large_is_reencoded_smaller_once() -> None:
+@pytest.mark.parametrize("with_bytes", [True, False], ids=["bytes", "text-only"])
+def test_image_too_large_is_reencoded_smaller_once(with_bytes: bool) -> None:
     wide = np.random.default_rng(0).integers(0, 255, (12, 8200, 3), dtype=np.uint8)
     enc = encode_frame(wide, EncodeSpec())
-    img = ImagePart(enc.data, enc.media_type, enc.width, enc.height, enc.b64)
+    # The pipeline sends the engine only the base64 text: re-encoding decodes it.
+    data = enc.data if with_bytes else b""
+    img = ImagePart(data, enc.media_type, enc.width, enc.height, enc.b64)
+    assert img.raw() == enc.data
     cfg = ONE.replace("weight: 1}", "weight: 0}")  # anthropic only: its 8000 px limit
 
     async def go() -> MemorySink:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from evtui.events.recording import Recording
 from evtui.events.render import cdframe, renderer
 from evtui.events.types import make_events
 from evtui.events.windows import Window, WindowSpec
+from evtui.frames import allocator
 from evtui.frames.encode import EncodeSpec, frame_pixel_hash
 from evtui.frames.pipeline import (
     FramePlan,
@@ -223,9 +225,21 @@ def test_kept_pixels_and_the_cache_hash_are_of_the_rgb_frame() -> None:
     assert got[0].pixels is not got[1].pixels  # each frame its own array
 
 
-def test_worker_processes_run_opencv_single_threaded() -> None:
+def test_worker_processes_run_opencv_single_threaded_with_the_allocator_tuned() -> None:
     with make_executor("process", 1) as pool:
         assert pool.submit(cv2.getNumThreads).result() == 1
+        if allocator.tune_allocator():  # glibc: the workers keep freed memory too
+            assert pool.submit(allocator.tuned).result() is True
+
+
+def test_the_engine_plan_sends_only_the_base64_text() -> None:
+    plan = FramePlan(str(SAMPLE), WindowSpec.parse("33ms", overlap="90%"), size=(160, 120))
+    full = render_range(plan, 300, 304)
+    lean = render_range(replace(plan, keep_bytes=False), 300, 304)
+    assert [ew.data for ew in lean] == [b""] * 4
+    assert [ew.b64 for ew in lean] == [ew.b64 for ew in full]
+    assert [ew.pixel_hash for ew in lean] == [ew.pixel_hash for ew in full]
+    assert [base64.b64decode(ew.b64) for ew in lean] == [ew.data for ew in full]
 
 
 def test_base64_text_is_the_standard_one() -> None:
@@ -242,3 +256,8 @@ def test_encoded_hash_tells_the_frames_of_a_range_apart() -> None:
     ew = got[0]
     assert ew.pixel_hash == pipeline.encoded_hash(bytes(ew.data))
     assert pipeline.encoded_hash(ew.data[:-1] + b"\x00") != ew.pixel_hash
+
+
+def test_allocator_tuning_is_idempotent() -> None:
+    first = allocator.tune_allocator()
+    assert allocator.tune_allocator() is first is allocator.tuned()

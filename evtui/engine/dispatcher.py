@@ -103,7 +103,8 @@ def _reencode_smaller(image: ImagePart) -> ImagePart:
 
     from evtui.frames.encode import EncodeSpec, encode_frame
 
-    bgr = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
+    raw = image.raw()
+    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError("cannot decode the image that was sent")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -111,7 +112,7 @@ def _reencode_smaller(image: ImagePart) -> ImagePart:
     spec = EncodeSpec(
         formats=(fmt,),
         max_pixels=max(image.width * image.height // 2, 1),
-        max_bytes=max(len(image.data) // 2, 1),
+        max_bytes=max(len(raw) // 2, 1),
     )
     enc = encode_frame(rgb, spec, pixel_hash="")
     return ImagePart(enc.data, enc.media_type, enc.width, enc.height, enc.b64)

@@ -244,7 +244,8 @@ class Job:
         return job
 
     async def frames(self) -> AsyncIterator[FrameWork]:
-        async for ew in encoded_windows(self.plan, self.todo.frames, executor=self.executor):
+        plan = replace(self.plan, keep_bytes=False)  # the engine sends the base64 text only
+        async for ew in encoded_windows(plan, self.todo.frames, executor=self.executor):
             yield frame_work(ew)
 
     async def run(self) -> RunResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 
@@ -11,7 +12,8 @@ class ImagePart:
 
     `b64` is the base64 text when the encoder already made it: done in the encoding
     worker processes, it keeps ~120 µs per 60 KB frame off the event loop, more than the
-    rest of the send path costs.
+    rest of the send path costs. With `b64`, `data` may be empty (the pipeline sends only
+    the text across processes); `raw()` gives the bytes either way.
     """
 
     data: bytes
@@ -19,6 +21,12 @@ class ImagePart:
     width: int
     height: int
     b64: str | None = None
+
+    def raw(self) -> bytes:
+        """The encoded bytes (decoded from `b64` when only the text was kept)."""
+        if self.data or self.b64 is None:
+            return self.data
+        return base64.b64decode(self.b64)
 
 
 @dataclass(frozen=True)

@@ -474,8 +474,11 @@ class SimServer:
             if self._describer is not None and info.desc is not None:
                 text = self._describer.caption(info.desc, style)
             else:
-                # Distinct images get distinct text, so fixed captions are not boilerplate.
-                tag = zlib.crc32(parsed.images[0].payload) & 0xFFFFFF
+                # Distinct images get distinct text, so fixed captions are not boilerplate;
+                # tagged from the image's cache key (length and samples), not all its bytes.
+                ref = parsed.images[0]
+                size, *samples = _ImageCache._key(ref.src, ref.start, ref.end)
+                tag = zlib.crc32(b"".join(samples), size) & 0xFFFFFF
                 text = (
                     f"A simulated caption for a {info.width}x{info.height} "
                     f"{info.media_type.split('/')[1].upper()} frame (image {tag:06x})."
