@@ -12,6 +12,7 @@ reachable (explain view), as the job files keep it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -107,14 +108,19 @@ class FrameBook:
         self.touched.add(f)
         self.version += 1
 
-    def settle(self) -> None:
+    def settle(self, until: float | None = None) -> bool:
         """Recompute the disagreement flags of frames that got answers since the last call:
-        once per frame per batch of events, not once per answer."""
-        for f in self._unchecked:
+        once per frame per batch of events, not once per answer. With `until` (a
+        `time.perf_counter()` deadline) it stops there; True when every flag is current."""
+        pending = self._unchecked
+        while pending:
+            f = pending.pop()
             caps = self.captions(f)
             if len(caps) > 1:
                 self.disagree[f] = disagree(caps, self._content_words)
-        self._unchecked.clear()
+            if until is not None and time.perf_counter() >= until:
+                break
+        return not pending
 
     def _content_words(self, caption: str) -> frozenset[str]:
         got = self._words.get(caption)

@@ -229,12 +229,12 @@ class Session:
         inbox, book = self._inbox, self.book
         end = time.perf_counter() + budget_s
         while inbox:
-            for _ in range(min(len(inbox), 64)):
+            for _ in range(min(len(inbox), 32)):
                 book.add(dict(inbox.popleft()))
             if time.perf_counter() >= end:
                 break
-        book.settle()
-        return bool(inbox)
+        settled = book.settle(until=end)  # the flags too, within the same slice
+        return bool(inbox) or not settled
 
     @property
     def alive(self) -> bool:

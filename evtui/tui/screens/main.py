@@ -157,7 +157,11 @@ class MainScreen(Screen[None]):
         if k != self.frame or not self.is_attached:
             return  # moved on already: the newer move loads its own
         self._traces = self.session.traces(k)
-        self._show_captions()
+        asyncio.get_running_loop().call_soon(self._captions_of, k)  # the loop's next turn
+
+    def _captions_of(self, k: int) -> None:
+        if k == self.frame and self.is_attached:
+            self._show_captions()
 
     def _show_preview(self) -> None:
         """The frame if it is rendered; else a note, and the preview worker renders it.

@@ -7,6 +7,7 @@ review marks and the one-line route summary. Colours are theme variables only.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -126,6 +127,7 @@ class CaptionBoard(Horizontal):
         self.route_mode = route_mode
         self.columns: list[CaptionColumn] = []
         self.selected = ""
+        self._serial = 0  # bumped by each show; columns still waiting from an older one drop
 
     def compose(self) -> ComposeResult:
         self.columns = [CaptionColumn(c) for c in self.book.columns]
@@ -145,12 +147,28 @@ class CaptionBoard(Horizontal):
                 self.mount_all(extra)
             self.columns += extra
         self.selected = selected
+        self._serial += 1
         words = unique_words(book.captions(frame))
+        todo = []
         for c in self.columns:
             c.set_class(c.col == selected, "-selected")
             trace = newest_trace(traces, c.col)
-            c.update(
-                column_content(
-                    book, frame, c.col, words.get(c.col), trace, route_mode=self.route_mode
+            todo.append(
+                (
+                    c,
+                    column_content(
+                        book, frame, c.col, words.get(c.col), trace, route_mode=self.route_mode
+                    ),
                 )
             )
+        self._wrap_next(self._serial, todo)
+
+    def _wrap_next(self, serial: int, todo: list[tuple[CaptionColumn, Content]]) -> None:
+        """Wrap one column now and the next on the loop's next turn (~1 ms each), so a
+        keypress or a paint never waits behind all of them; a newer `show` supersedes."""
+        if serial != self._serial or not todo or not self.is_attached:
+            return
+        col, content = todo[0]
+        col.update(content)
+        if len(todo) > 1:
+            asyncio.get_running_loop().call_soon(self._wrap_next, serial, todo[1:])
