@@ -657,3 +657,18 @@ def test_screenshot_binding_saves_an_svg_in_the_run_dir(jobs):
 
     drive(app, script)
     assert list(Path(job.store.run_dir).glob("*.svg"))
+
+
+def test_previews_come_from_the_worker_once_and_inline_after_close(jobs):
+    job = jobs(done=True)
+    s = session_mod.Session(job, source=FixedSource(EMPTY_SNAPSHOT))
+    try:
+        first = s.request_view(3)
+        assert s.request_view(3) is first or first.done()  # one render, however often asked
+        v = first.result(timeout=30)
+        assert v.index == 3 and np.array_equal(v.pixels, job.preview(3))
+        assert s.cached_view(3) is v
+    finally:
+        s.close()
+    later = s.request_view(4)  # the pool is gone: rendered here, not lost, no deadlock
+    assert later.done() and np.array_equal(later.result().pixels, job.preview(4))

@@ -32,6 +32,7 @@ from evtui.frames.pipeline import (
     FramePlan,
     encoded_windows,
     make_executor,
+    preview_plan,
     render_range,
 )
 from evtui.jobs import JobStore
@@ -273,9 +274,7 @@ class Job:
 
         Rendered here, in the caller's thread: one window costs about a millisecond.
         """
-        plan = self.plan if method is None else replace(self.plan, method=method, params=())
-        plan = replace(plan, keep_pixels=True, min_events=0)
-        (ew,) = render_range(plan, k, k + 1)
+        (ew,) = render_range(preview_plan(self.plan, method), k, k + 1)
         assert ew.pixels is not None
         return ew.pixels
 

@@ -21,7 +21,7 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from typing import Any
 
@@ -229,6 +229,14 @@ def _drawer(plan: FramePlan, sensor: tuple[int, int], size: tuple[int, int]) -> 
     if plan.method == "cdframe" and set(params) <= {"palette"} and plan.window.duration_us:
         return SlidingCD(sensor, size, str(params.get("palette", "dark")))
     return renderer(plan.method, size[0], size[1], **params)
+
+
+def preview_plan(plan: FramePlan, method: str | None = None) -> FramePlan:
+    """The plan that renders windows for a look at them: pixels kept, none skipped, and
+    another render `method` (with its own default parameters) when one is asked."""
+    if method is not None and method != plan.method:
+        plan = replace(plan, method=method, params=())
+    return replace(plan, keep_pixels=True, min_events=0)
 
 
 def render_range(plan: FramePlan, k0: int, k1: int, wanted: Sequence[int] | None = None) -> list:

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 
 from evtui.engine.telemetry import EMPTY_SNAPSHOT, Event, Snapshot
-from evtui.frames.pipeline import FramePlan, make_executor, render_range
+from evtui.frames.pipeline import FramePlan, make_executor, preview_plan, render_range
 from evtui.tui.book import ROUTE, FrameBook
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -293,12 +293,6 @@ class Session:
         )
 
     # -- frames -------------------------------------------------------------------------
-    def _plan(self, method: str) -> FramePlan:
-        plan = self.job.plan
-        if method != plan.method:
-            plan = replace(plan, method=method, params=())
-        return replace(plan, keep_pixels=True, min_events=0)
-
     def _keep(self, v: View) -> View:
         with self._preview_lock:
             self._previews[(v.index, v.method)] = v
@@ -319,29 +313,29 @@ class Session:
         """Window k rendered for the preview, here and now (the job's method by default)."""
         method = method or self.method
         got = self.cached_view(k, method)
-        return got if got is not None else self._keep(render_view(self._plan(method), k))
+        if got is None:
+            got = self._keep(render_view(preview_plan(self.job.plan, method), k))
+        return got
 
     def request_view(self, k: int, method: str | None = None) -> Future[View]:
         """Window k rendered by the preview worker; one render per window however often asked."""
         method = method or self.method
         key = (k, method)
-        got = self.cached_view(k, method)
-        if got is not None:
-            done: Future[View] = Future()
-            done.set_result(got)
-            return done
+        submitted = False
         with self._preview_lock:
+            got = self._previews.get(key)
             fut = self._rendering.get(key)
-            if fut is not None and not fut.cancelled():
-                return fut
-            if self._pool is None:  # closed: render here
-                fut = Future()
-                fut.set_result(self._keep(render_view(self._plan(method), k)))
-                return fut
-            fut = self._pool.submit(render_view, self._plan(method), k)
-            self._rendering[key] = fut
-        fut.add_done_callback(partial(self._rendered, key))
-        return fut
+            if got is None and (fut is None or fut.cancelled()) and self._pool is not None:
+                fut = self._pool.submit(render_view, preview_plan(self.job.plan, method), k)
+                self._rendering[key] = fut
+                submitted = True
+        if submitted:  # outside the lock: a finished future runs the callback right here
+            fut.add_done_callback(partial(self._rendered, key))
+        if got is None and fut is not None and not fut.cancelled():
+            return fut
+        done: Future[View] = Future()  # rendered already, or here when the pool is closed
+        done.set_result(got if got is not None else self.view(k, method))
+        return done
 
     def _rendered(self, key: tuple[int, str], fut: Future[View]) -> None:
         with self._preview_lock:

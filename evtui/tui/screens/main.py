@@ -182,9 +182,11 @@ class MainScreen(Screen[None]):
             s.request_view(k, method).add_done_callback(
                 lambda fut: loop.call_soon_threadsafe(self._view_done, fut)
             )
-        nxt, prev = self.step(k, 1), self.step(k, -1)
-        after = self.step(nxt, 1) if nxt is not None else None
-        s.want_views([j for j in (k, nxt, prev, after) if j is not None], method)
+        # Neighbours from the list as shown (a hint: the list may trail the newest answers);
+        # asking the book's masks would scan every frame three more times per move.
+        i = int(np.searchsorted(self.frames, k))
+        near = self.frames[max(i - 1, 0) : i + 3].tolist()
+        s.want_views([k, *(j for j in near if j != k)], method)
 
     def _view_done(self, fut: Future[View]) -> None:
         if fut.cancelled() or not self.is_attached:
